@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Endpoint programs, attached to the host-side veth of every endpoint.
+ *
+ *   cil_from_container: ingress of the host-side veth, i.e. packets leaving
+ *                       the container.
+ *   cil_to_container:   egress of the host-side veth, i.e. packets the host
+ *                       stack delivers into the container.
+ *
+ * Packets between two endpoints of this node never reach the host stack:
+ * from-container rewrites the MACs, decrements TTL and hands the packet
+ * straight to the destination's eth0 with bpf_redirect_peer. Everything else
+ * (the node itself, unknown destinations, ARP, IPv6 link-local traffic) is
+ * passed to the stack, which routes or drops it as its tables say. */
+
+#include "lib/common.h"
+#include "lib/drop.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/l3.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+/* The enums shared with Go are only used as constants, which leaves them out
+ * of BTF; this read-only anchor keeps them in, so bpf2go -type generates the
+ * Go mirror from this one source. */
+struct shared_enums {
+	enum drop_reason reason;
+	enum addr_family family;
+	enum traffic_dir dir;
+};
+const volatile struct shared_enums seta_shared_enums __attribute__((used));
+
+/* Delivers to a local endpoint, or returns to the caller (-1) when the
+ * packet should take the stack instead. */
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *dst)
+{
+	__u32 len = skb->len;
+
+	if (rewrite_l2(skb, dst) < 0)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+	account_endpoint(dst->id, len, DIR_INGRESS);
+	update_metrics(len, DIR_EGRESS, REASON_FORWARDED);
+	/* bpf_redirect_peer moves the packet into the peer's netns ingress
+	 * without a backlog queue round trip. It returns TC_ACT_SHOT when the
+	 * target is not a veth whose peer lives in another netns. */
+	int ret = bpf_redirect_peer(dst->ifindex, 0);
+	if (ret != CTX_ACT_REDIRECT)
+		update_metrics(len, DIR_EGRESS, DROP_REDIRECT_FAILED);
+	return ret;
+}
+
+static __always_inline int from_container_ipv4(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip4 = data + ETH_HLEN;
+	struct endpoint_info *src, *dst;
+	struct endpoint_key key;
+
+	if ((void *)(ip4 + 1) > data_end)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+
+	/* Source validation: only the endpoint's own address may leave it. */
+	key_from_ipv4(&key, ip4->saddr);
+	src = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (!src || src->ifindex != skb->ifindex)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_SOURCE_IP);
+	account_endpoint(src->id, skb->len, DIR_EGRESS);
+
+	key_from_ipv4(&key, ip4->daddr);
+	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (!dst || ip4->ttl <= 1) {
+		/* Not a local endpoint (or the TTL runs out here, and the stack
+		 * sends the ICMP error): the host stack decides. */
+		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
+		return CTX_ACT_OK;
+	}
+	if (!ipv4_dec_ttl(skb, ip4))
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+	return deliver_local(skb, dst);
+}
+
+static __always_inline int ipv6_is_linklocal_or_multicast(const struct ipv6hdr *ip6)
+{
+	/* fe80::/10 source, :: source (DAD), or ff00::/8 destination: neighbour
+	 * discovery and friends, which belong to the host stack. */
+	__u8 s0 = ip6->saddr.in6_u.u6_addr8[0], s1 = ip6->saddr.in6_u.u6_addr8[1];
+
+	if (s0 == 0xfe && (s1 & 0xc0) == 0x80)
+		return 1;
+	if (ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		return 1;
+	if (!(ip6->saddr.in6_u.u6_addr32[0] | ip6->saddr.in6_u.u6_addr32[1] |
+	      ip6->saddr.in6_u.u6_addr32[2] | ip6->saddr.in6_u.u6_addr32[3]))
+		return 1;
+	return 0;
+}
+
+static __always_inline int from_container_ipv6(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+	struct endpoint_info *src, *dst;
+	struct endpoint_key key;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+	if (ipv6_is_linklocal_or_multicast(ip6))
+		return CTX_ACT_OK;
+
+	key_from_ipv6(&key, &ip6->saddr);
+	src = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (!src || src->ifindex != skb->ifindex)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_SOURCE_IP);
+	account_endpoint(src->id, skb->len, DIR_EGRESS);
+
+	key_from_ipv6(&key, &ip6->daddr);
+	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (!dst || ip6->hop_limit <= 1) {
+		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
+		return CTX_ACT_OK;
+	}
+	if (!ipv6_dec_hoplimit(skb, ip6))
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+	return deliver_local(skb, dst);
+}
+
+SEC("tc")
+int cil_from_container(struct __sk_buff *skb)
+{
+	switch (skb->protocol) {
+	case bpf_htons(ETH_P_IP):
+		return from_container_ipv4(skb);
+	case bpf_htons(ETH_P_IPV6):
+		return from_container_ipv6(skb);
+	default:
+		/* ARP and anything else: the stack handles it. */
+		return CTX_ACT_OK;
+	}
+}
+
+SEC("tc")
+int cil_to_container(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct endpoint_info *ep;
+	struct endpoint_key key;
+
+	switch (skb->protocol) {
+	case bpf_htons(ETH_P_IP): {
+		struct iphdr *ip4 = data + ETH_HLEN;
+
+		if ((void *)(ip4 + 1) > data_end)
+			return CTX_ACT_OK;
+		key_from_ipv4(&key, ip4->daddr);
+		break;
+	}
+	case bpf_htons(ETH_P_IPV6): {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return CTX_ACT_OK;
+		key_from_ipv6(&key, &ip6->daddr);
+		break;
+	}
+	default:
+		return CTX_ACT_OK;
+	}
+	ep = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (ep && ep->ifindex == skb->ifindex) {
+		account_endpoint(ep->id, skb->len, DIR_INGRESS);
+		update_metrics(skb->len, DIR_INGRESS, REASON_FORWARDED);
+	}
+	return CTX_ACT_OK;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps shared by the endpoint programs. Every map is pinned by name under
+ * the agent's bpffs directory so it outlives the agent process; sizes are the
+ * defaults and the agent overrides max_entries at load time from its config.
+ * Go views of these maps live in pkg/datapath/maps/. */
+#ifndef __SETA_MAPS_H
+#define __SETA_MAPS_H
+
+#include "common.h"
+
+/* Key of the endpoints map: an endpoint address. IPv4 uses the first four
+ * bytes of addr and leaves the rest zero. */
+struct endpoint_key {
+	__u8 addr[16];
+	__u8 family; /* enum addr_family */
+	__u8 pad[3];
+};
+
+/* Value of the endpoints map: where and how to deliver to a local endpoint. */
+struct endpoint_info {
+	__u32 ifindex;     /* host-side veth */
+	__u16 id;          /* endpoint ID */
+	__u16 flags;       /* reserved, zero */
+	__u8  mac[6];      /* container-side (eth0) MAC */
+	__u8  node_mac[6]; /* host-side veth MAC, the pod's gateway MAC */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct endpoint_key);
+	__type(value, struct endpoint_info);
+	__uint(max_entries, 65535);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} seta_endpoints SEC(".maps");
+
+/* Per-endpoint traffic counters, per CPU; summed in user space. */
+struct endpoint_stats {
+	__u64 rx_packets; /* delivered to the container */
+	__u64 rx_bytes;
+	__u64 tx_packets; /* sent by the container */
+	__u64 tx_bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, __u32); /* endpoint ID */
+	__type(value, struct endpoint_stats);
+	__uint(max_entries, 65535);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} seta_ep_stats SEC(".maps");
+
+/* Node-wide counters by (reason, direction), per CPU. Reason 0 counts
+ * forwarded packets; other reasons are enum drop_reason. */
+struct metrics_key {
+	__u8 reason; /* enum drop_reason */
+	__u8 dir;    /* enum traffic_dir */
+	__u8 pad[2];
+};
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct metrics_key);
+	__type(value, struct metrics_value);
+	__uint(max_entries, 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} seta_metrics SEC(".maps");
+
+#endif /* __SETA_MAPS_H */

@@ -1,0 +1,87 @@
+// Package v1 defines the wire types of the agent's REST API, version 1,
+// served on the agent's unix socket under /v1. docs/api.md documents each
+// route. Endpoints use endpoint.Endpoint as their model.
+package v1
+
+import (
+	"time"
+
+	"github.com/seta-net/seta/pkg/config"
+	"github.com/seta-net/seta/pkg/datapath/probe"
+	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/ipam"
+)
+
+// Error codes in Error.Code. Clients (the CNI plugin) map them to their own
+// error vocabularies.
+const (
+	CodeInvalid       = "invalid-request"
+	CodeNotFound      = "not-found"
+	CodeExists        = "already-exists"
+	CodeBusy          = "busy"
+	CodeNetNSNotFound = "netns-not-found"
+	CodeIPAMExhausted = "ipam-exhausted"
+	CodeIPAMConflict  = "ipam-conflict"
+	CodeLimit         = "limit-reached"
+	CodeDatapath      = "datapath-error"
+	CodeInternal      = "internal-error"
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Health is GET /v1/healthz.
+type Health struct {
+	Status string `json:"status"`
+}
+
+// DatapathStatus describes the kernel side.
+type DatapathStatus struct {
+	// Mode is how programs attach: tcx or clsact.
+	Mode     string          `json:"mode"`
+	Kernel   string          `json:"kernel"`
+	Features []probe.Feature `json:"features"`
+	BPFRoot  string          `json:"bpfRoot"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Version   string            `json:"version"`
+	NodeName  string            `json:"nodeName"`
+	StartedAt time.Time         `json:"startedAt"`
+	Uptime    string            `json:"uptime"`
+	Endpoints int               `json:"endpoints"`
+	IPAM      []ipam.PoolStatus `json:"ipam"`
+	Datapath  DatapathStatus    `json:"datapath"`
+}
+
+// Config is GET /v1/config.
+type Config = config.Agent
+
+// EndpointDetail is GET /v1/endpoints/{id}: the endpoint and its counters.
+type EndpointDetail struct {
+	endpoint.Endpoint
+	Stats *endpoint.Stats `json:"stats,omitempty"`
+}
+
+// CheckResult is GET /v1/endpoints/{id}/check.
+type CheckResult struct {
+	OK       bool     `json:"ok"`
+	Problems []string `json:"problems,omitempty"`
+}
+
+// GCRequest is POST /v1/gc.
+type GCRequest struct {
+	Network          string                `json:"network"`
+	ValidAttachments []endpoint.Attachment `json:"validAttachments"`
+}
+
+// GCResult lists the endpoints GC removed.
+type GCResult struct {
+	Removed []endpoint.Endpoint `json:"removed"`
+}

@@ -1,0 +1,182 @@
+// Package client talks to the agent's REST API over its unix socket. The
+// CNI plugin and the CLI use it. Errors from the agent come back as
+// *v1.Error with the agent's code; an agent that cannot be reached gives an
+// error that names the socket.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"time"
+
+	v1 "github.com/seta-net/seta/pkg/api/v1"
+	"github.com/seta-net/seta/pkg/config"
+	"github.com/seta-net/seta/pkg/endpoint"
+)
+
+// SocketEnv is the environment variable that names the agent socket.
+const SocketEnv = "SETA_SOCKET"
+
+// DefaultSocket returns $SETA_SOCKET or the built-in default.
+func DefaultSocket() string {
+	if s := os.Getenv(SocketEnv); s != "" {
+		return s
+	}
+	return config.DefaultAPISocket
+}
+
+// ErrUnreachable means the agent's socket did not answer.
+var ErrUnreachable = errors.New("agent unreachable")
+
+// Client is an API client bound to one socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a client for the socket at path. timeout bounds each request.
+func New(socket string, timeout time.Duration) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns: 4,
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr, Timeout: timeout}}
+}
+
+// Socket returns the socket path.
+func (c *Client) Socket() string { return c.socket }
+
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := "http://seta-agent" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: cannot reach seta-agent at %s (is it running? set --socket or %s): %v", ErrUnreachable, c.socket, SocketEnv, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read response from %s: %w", c.socket, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e v1.Error
+		if json.Unmarshal(data, &e) == nil && e.Message != "" {
+			return &e
+		}
+		return &v1.Error{Code: v1.CodeInternal, Message: fmt.Sprintf("agent answered %s: %s", resp.Status, bytes.TrimSpace(data))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decode response from %s: %w", c.socket, err)
+		}
+	}
+	return nil
+}
+
+// IsCode reports whether err is an agent error with the given code.
+func IsCode(err error, code string) bool {
+	var e *v1.Error
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Health calls GET /v1/healthz.
+func (c *Client) Health(ctx context.Context) (v1.Health, error) {
+	var h v1.Health
+	return h, c.do(ctx, http.MethodGet, "/v1/healthz", nil, nil, &h)
+}
+
+// Status calls GET /v1/status.
+func (c *Client) Status(ctx context.Context) (v1.Status, error) {
+	var s v1.Status
+	return s, c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &s)
+}
+
+// Config calls GET /v1/config.
+func (c *Client) Config(ctx context.Context) (v1.Config, error) {
+	var s v1.Config
+	return s, c.do(ctx, http.MethodGet, "/v1/config", nil, nil, &s)
+}
+
+// ListEndpoints calls GET /v1/endpoints.
+func (c *Client) ListEndpoints(ctx context.Context) ([]endpoint.Endpoint, error) {
+	var eps []endpoint.Endpoint
+	return eps, c.do(ctx, http.MethodGet, "/v1/endpoints", nil, nil, &eps)
+}
+
+// LookupEndpoint finds the endpoint of a container interface; ok is false if
+// there is none.
+func (c *Client) LookupEndpoint(ctx context.Context, containerID, ifName string) (endpoint.Endpoint, bool, error) {
+	var eps []endpoint.Endpoint
+	q := url.Values{"containerID": {containerID}, "ifName": {ifName}}
+	if err := c.do(ctx, http.MethodGet, "/v1/endpoints", q, nil, &eps); err != nil {
+		return endpoint.Endpoint{}, false, err
+	}
+	if len(eps) == 0 {
+		return endpoint.Endpoint{}, false, nil
+	}
+	return eps[0], true, nil
+}
+
+// GetEndpoint calls GET /v1/endpoints/{id}.
+func (c *Client) GetEndpoint(ctx context.Context, id uint16) (v1.EndpointDetail, error) {
+	var d v1.EndpointDetail
+	return d, c.do(ctx, http.MethodGet, "/v1/endpoints/"+strconv.Itoa(int(id)), nil, nil, &d)
+}
+
+// CreateEndpoint calls POST /v1/endpoints.
+func (c *Client) CreateEndpoint(ctx context.Context, req endpoint.CreateRequest) (endpoint.Endpoint, error) {
+	var ep endpoint.Endpoint
+	return ep, c.do(ctx, http.MethodPost, "/v1/endpoints", nil, req, &ep)
+}
+
+// DeleteEndpoint calls DELETE /v1/endpoints/{id}.
+func (c *Client) DeleteEndpoint(ctx context.Context, id uint16) error {
+	return c.do(ctx, http.MethodDelete, "/v1/endpoints/"+strconv.Itoa(int(id)), nil, nil, nil)
+}
+
+// DeleteAttachment calls DELETE /v1/endpoints?containerID=&ifName=.
+func (c *Client) DeleteAttachment(ctx context.Context, containerID, ifName string) error {
+	q := url.Values{"containerID": {containerID}, "ifName": {ifName}}
+	return c.do(ctx, http.MethodDelete, "/v1/endpoints", q, nil, nil)
+}
+
+// CheckEndpoint calls GET /v1/endpoints/{id}/check.
+func (c *Client) CheckEndpoint(ctx context.Context, id uint16) (v1.CheckResult, error) {
+	var r v1.CheckResult
+	return r, c.do(ctx, http.MethodGet, "/v1/endpoints/"+strconv.Itoa(int(id))+"/check", nil, nil, &r)
+}
+
+// GC calls POST /v1/gc.
+func (c *Client) GC(ctx context.Context, req v1.GCRequest) (v1.GCResult, error) {
+	var r v1.GCResult
+	return r, c.do(ctx, http.MethodPost, "/v1/gc", nil, req, &r)
+}

@@ -1,0 +1,189 @@
+// Package config holds the agent's configuration: defaults, the config file
+// (YAML or JSON, unknown keys rejected), command-line flags that override
+// the file, and validation that names the offending field.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/seta-net/seta/pkg/ipam"
+)
+
+// Agent is the agent's configuration. The JSON names are the config file's
+// keys and match the flag names in camel case.
+type Agent struct {
+	StateDir        string `json:"stateDir"`
+	APISocket       string `json:"apiSocket"`
+	NodeName        string `json:"nodeName"`
+	IPv4PodCIDR     string `json:"ipv4PodCIDR"`
+	IPv6PodCIDR     string `json:"ipv6PodCIDR"`
+	BPFRoot         string `json:"bpfRoot"`
+	CgroupRoot      string `json:"cgroupRoot"`
+	LogLevel        string `json:"logLevel"`
+	AttachMode      string `json:"attachMode"`
+	MTU             int    `json:"mtu"`
+	EndpointMapSize int    `json:"endpointMapSize"`
+}
+
+// Default paths.
+const (
+	DefaultStateDir   = "/var/lib/seta"
+	DefaultAPISocket  = "/var/run/seta/agent.sock"
+	DefaultBPFRoot    = "/sys/fs/bpf/seta"
+	DefaultCgroupRoot = "/run/seta/cgroupv2"
+)
+
+// Defaults returns the built-in configuration.
+func Defaults() Agent {
+	host, _ := os.Hostname()
+	return Agent{
+		StateDir: DefaultStateDir, APISocket: DefaultAPISocket, NodeName: host,
+		BPFRoot: DefaultBPFRoot, CgroupRoot: DefaultCgroupRoot, LogLevel: "info",
+		AttachMode: "auto", MTU: 1500, EndpointMapSize: 65535,
+	}
+}
+
+// LoadFile merges the file at path over c. Unknown keys are errors.
+func (c *Agent) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// Flags binds the configuration to flags. Call Apply after parsing to copy
+// the flags that were set on the command line over the file's values.
+type Flags struct {
+	fs  *pflag.FlagSet
+	val Agent
+	// ConfigFile is the --config-file flag.
+	ConfigFile string
+}
+
+// NewFlags registers the agent's flags on fs with the defaults.
+func NewFlags(fs *pflag.FlagSet) *Flags {
+	f := &Flags{fs: fs}
+	d := Defaults()
+	fs.StringVar(&f.ConfigFile, "config-file", "", "YAML or JSON config file; flags given on the command line override it")
+	fs.StringVar(&f.val.StateDir, "state-dir", d.StateDir, "directory for the agent's persistent state (endpoints)")
+	fs.StringVar(&f.val.APISocket, "api-socket", d.APISocket, "unix socket of the agent's REST API")
+	fs.StringVar(&f.val.NodeName, "node-name", d.NodeName, "name of this node")
+	fs.StringVar(&f.val.IPv4PodCIDR, "ipv4-pod-cidr", "", "IPv4 CIDR pod addresses are taken from, e.g. 10.200.1.0/24")
+	fs.StringVar(&f.val.IPv6PodCIDR, "ipv6-pod-cidr", "", "IPv6 CIDR pod addresses are taken from, e.g. fd00:5e7a:0:1::/64")
+	fs.StringVar(&f.val.BPFRoot, "bpf-root", d.BPFRoot, "directory on a bpf filesystem where maps and links are pinned")
+	fs.StringVar(&f.val.CgroupRoot, "cgroup-root", d.CgroupRoot, "cgroup v2 root for socket-level programs")
+	fs.StringVar(&f.val.LogLevel, "log-level", d.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&f.val.AttachMode, "attach-mode", d.AttachMode, "how programs attach to devices: auto (tcx if the kernel has it), tcx or clsact")
+	fs.IntVar(&f.val.MTU, "mtu", d.MTU, "MTU of pod interfaces")
+	fs.IntVar(&f.val.EndpointMapSize, "endpoint-map-size", d.EndpointMapSize, "capacity of the endpoint BPF maps (pod addresses)")
+	return f
+}
+
+// Config returns the defaults, overlaid with the config file (if any), then
+// with every flag set on the command line, and validated.
+func (f *Flags) Config() (Agent, error) {
+	c := Defaults()
+	if f.ConfigFile != "" {
+		if err := c.LoadFile(f.ConfigFile); err != nil {
+			return Agent{}, err
+		}
+	}
+	set := map[string]func(){
+		"state-dir":         func() { c.StateDir = f.val.StateDir },
+		"api-socket":        func() { c.APISocket = f.val.APISocket },
+		"node-name":         func() { c.NodeName = f.val.NodeName },
+		"ipv4-pod-cidr":     func() { c.IPv4PodCIDR = f.val.IPv4PodCIDR },
+		"ipv6-pod-cidr":     func() { c.IPv6PodCIDR = f.val.IPv6PodCIDR },
+		"bpf-root":          func() { c.BPFRoot = f.val.BPFRoot },
+		"cgroup-root":       func() { c.CgroupRoot = f.val.CgroupRoot },
+		"log-level":         func() { c.LogLevel = f.val.LogLevel },
+		"attach-mode":       func() { c.AttachMode = f.val.AttachMode },
+		"mtu":               func() { c.MTU = f.val.MTU },
+		"endpoint-map-size": func() { c.EndpointMapSize = f.val.EndpointMapSize },
+	}
+	f.fs.Visit(func(fl *pflag.Flag) {
+		if apply, ok := set[fl.Name]; ok {
+			apply()
+		}
+	})
+	return c, c.Validate()
+}
+
+// Validate checks every field and reports all problems at once.
+func (c Agent) Validate() error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	for _, f := range []struct{ field, path string }{
+		{"stateDir", c.StateDir}, {"apiSocket", c.APISocket}, {"bpfRoot", c.BPFRoot}, {"cgroupRoot", c.CgroupRoot},
+	} {
+		if f.path == "" || !filepath.IsAbs(f.path) {
+			bad(f.field, "must be an absolute path, got %q", f.path)
+		}
+	}
+	if len(c.APISocket) > 107 {
+		bad("apiSocket", "path is %d bytes, longer than a unix socket path may be (107)", len(c.APISocket))
+	}
+	if c.NodeName == "" {
+		bad("nodeName", "must not be empty")
+	}
+	if c.IPv4PodCIDR == "" && c.IPv6PodCIDR == "" {
+		bad("ipv4PodCIDR/ipv6PodCIDR", "at least one pod CIDR is required")
+	}
+	if c.IPv4PodCIDR != "" {
+		if _, err := ipam.ParsePodCIDR(c.IPv4PodCIDR, 4); err != nil {
+			bad("ipv4PodCIDR", "%v", err)
+		}
+	}
+	if c.IPv6PodCIDR != "" {
+		if _, err := ipam.ParsePodCIDR(c.IPv6PodCIDR, 6); err != nil {
+			bad("ipv6PodCIDR", "%v", err)
+		}
+	}
+	if _, err := ParseLogLevel(c.LogLevel); err != nil {
+		bad("logLevel", "%v", err)
+	}
+	switch c.AttachMode {
+	case "auto", "tcx", "clsact":
+	default:
+		bad("attachMode", "must be auto, tcx or clsact, got %q", c.AttachMode)
+	}
+	if c.MTU < 1280 || c.MTU > 65535 {
+		bad("mtu", "must be between 1280 and 65535, got %d", c.MTU)
+	}
+	if c.EndpointMapSize < 16 || c.EndpointMapSize > 65535 {
+		bad("endpointMapSize", "must be between 16 and 65535, got %d", c.EndpointMapSize)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid agent configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// ParseLogLevel maps a level name to slog.
+func ParseLogLevel(s string) (slog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q (want debug, info, warn or error)", s)
+}

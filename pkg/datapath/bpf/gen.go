@@ -1,0 +1,10 @@
+// Package bpf holds the compiled eBPF programs and the Go views of the
+// structs and enums they share with user space. The .go and .o files beside
+// this one are generated from bpf/ by bpf2go and committed, so building Seta
+// needs only Go; `hack/bpf-gen.sh` regenerates them and `hack/bpf-check.sh`
+// fails when they drift from the C.
+//
+// Only packages under pkg/datapath import this package.
+package bpf
+
+//go:generate go tool bpf2go -cc clang-19 -no-strip -target bpfel -go-package bpf -type endpoint_key -type endpoint_info -type endpoint_stats -type metrics_key -type metrics_value -type drop_reason -type addr_family -type traffic_dir Lxc ../../../bpf/bpf_lxc.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../../../bpf

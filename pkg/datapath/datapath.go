@@ -1,0 +1,289 @@
+// Package datapath is the agent's kernel side: it probes the kernel, loads
+// and pins the eBPF programs and maps, attaches them to endpoint devices and
+// keeps the endpoint map in step with the endpoints it is given. It
+// implements endpoint.Datapath.
+//
+// Only packages under pkg/datapath import cilium/ebpf or netlink.
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+
+	"github.com/seta-net/seta/pkg/datapath/attach"
+	"github.com/seta-net/seta/pkg/datapath/linux"
+	"github.com/seta-net/seta/pkg/datapath/loader"
+	"github.com/seta-net/seta/pkg/datapath/maps"
+	"github.com/seta-net/seta/pkg/datapath/probe"
+	"github.com/seta-net/seta/pkg/endpoint"
+)
+
+// Config of the datapath.
+type Config struct {
+	// BPFRoot is the bpffs directory for pinned maps and links.
+	BPFRoot string
+	// AttachMode is "auto" (tcx when the kernel has it, else clsact),
+	// "tcx" or "clsact".
+	AttachMode string
+	// EndpointMapSize is the capacity of the endpoint maps.
+	EndpointMapSize uint32
+	// Gateways of the pod CIDRs; an invalid one means that family is off.
+	GatewayV4, GatewayV6 netip.Addr
+}
+
+// Datapath is the loaded datapath.
+type Datapath struct {
+	log    *slog.Logger
+	cfg    Config
+	report probe.Report
+	objs   *loader.Objects
+	att    *attach.Attacher
+}
+
+// New probes the kernel, prepares the node and loads the programs.
+func New(log *slog.Logger, cfg Config) (*Datapath, error) {
+	log = log.With("subsys", "datapath")
+	report := probe.Run()
+	for _, f := range report.Features {
+		if f.Status == probe.Inconclusive {
+			log.Warn("Kernel feature probe was inconclusive", "feature", f.Name, "detail", f.Detail)
+		}
+	}
+	if err := report.Err(); err != nil {
+		return nil, err
+	}
+	mode, err := chooseMode(cfg.AttachMode, report)
+	if err != nil {
+		return nil, err
+	}
+	if err := linux.SetupNode(linux.Node{GatewayV4: cfg.GatewayV4, GatewayV6: cfg.GatewayV6}); err != nil {
+		return nil, fmt.Errorf("set up node: %w", err)
+	}
+	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize})
+	if err != nil {
+		return nil, err
+	}
+	att, err := attach.New(mode, filepath.Join(cfg.BPFRoot, "links"))
+	if err != nil {
+		objs.Close()
+		return nil, err
+	}
+	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot)
+	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att}, nil
+}
+
+func chooseMode(want string, r probe.Report) (attach.Mode, error) {
+	hasTCX := r.Has(probe.FeatTCX)
+	switch want {
+	case "", "auto":
+		if hasTCX {
+			return attach.ModeTCX, nil
+		}
+		return attach.ModeClsact, nil
+	case string(attach.ModeTCX):
+		if !hasTCX {
+			return "", fmt.Errorf("attach mode tcx requested, but kernel %s has no tcx (needs Linux 6.6); use --attach-mode=clsact or auto", r.Kernel)
+		}
+		return attach.ModeTCX, nil
+	case string(attach.ModeClsact):
+		return attach.ModeClsact, nil
+	}
+	return "", fmt.Errorf("unknown attach mode %q (want auto, tcx or clsact)", want)
+}
+
+// Mode returns how programs are attached.
+func (d *Datapath) Mode() attach.Mode { return d.att.Mode() }
+
+// Features returns the kernel probe report.
+func (d *Datapath) Features() probe.Report { return d.report }
+
+// Metrics returns the node-wide forward/drop counters.
+func (d *Datapath) Metrics() (map[maps.MetricsKey]maps.MetricsValue, error) { return d.objs.Metrics.Dump() }
+
+// Close releases file descriptors. Programs stay attached and maps pinned,
+// so traffic keeps flowing while the agent is away.
+func (d *Datapath) Close() error { return d.objs.Close() }
+
+func podNet(ep *endpoint.Endpoint) linux.PodNet {
+	return linux.PodNet{
+		NetNS: ep.NetNS, IfName: ep.IfName, IPv4: ep.IPv4, IPv6: ep.IPv6,
+		GatewayV4: ep.GatewayV4, GatewayV6: ep.GatewayV6, MTU: ep.MTU,
+	}
+}
+
+// SetupEndpoint implements endpoint.Datapath.
+func (d *Datapath) SetupEndpoint(ep *endpoint.Endpoint) (err error) {
+	hostIf := linux.HostIfName(ep.ContainerID, ep.IfName)
+	lk, err := linux.CreateEndpoint(hostIf, podNet(ep))
+	if err != nil {
+		if errors.Is(err, linux.ErrNetNSNotFound) {
+			return fmt.Errorf("%w: %v", endpoint.ErrNetNSNotFound, err)
+		}
+		if errors.Is(err, linux.ErrIfaceExists) {
+			return fmt.Errorf("%w: %v", endpoint.ErrExists, err)
+		}
+		return err
+	}
+	ep.HostIfName, ep.HostIfIndex = lk.HostIfName, lk.HostIfIndex
+	ep.HostMAC, ep.PodMAC = lk.HostMAC.String(), lk.PodMAC.String()
+	defer func() {
+		if err != nil {
+			d.RemoveEndpoint(ep)
+		}
+	}()
+	return d.program(ep, lk)
+}
+
+// program attaches the programs and writes the map entries of ep.
+func (d *Datapath) program(ep *endpoint.Endpoint, lk linux.Link) error {
+	if err := d.att.Attach(lk.HostIfIndex, lk.HostIfName, attach.Ingress, d.objs.FromContainer); err != nil {
+		return err
+	}
+	if err := d.att.Attach(lk.HostIfIndex, lk.HostIfName, attach.Egress, d.objs.ToContainer); err != nil {
+		return err
+	}
+	if err := d.objs.EpStats.Init(ep.ID); err != nil {
+		return err
+	}
+	info := maps.NewEndpointInfo(ep.ID, lk.HostIfIndex, lk.PodMAC, lk.HostMAC)
+	for _, a := range ep.Addrs() {
+		if err := d.objs.Endpoints.Upsert(a, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func linkOf(ep *endpoint.Endpoint) (linux.Link, error) {
+	hm, err := net.ParseMAC(ep.HostMAC)
+	if err != nil {
+		return linux.Link{}, fmt.Errorf("endpoint %d: bad host MAC %q: %w", ep.ID, ep.HostMAC, err)
+	}
+	pm, err := net.ParseMAC(ep.PodMAC)
+	if err != nil {
+		return linux.Link{}, fmt.Errorf("endpoint %d: bad pod MAC %q: %w", ep.ID, ep.PodMAC, err)
+	}
+	return linux.Link{HostIfName: ep.HostIfName, HostIfIndex: ep.HostIfIndex, HostMAC: hm, PodMAC: pm}, nil
+}
+
+// RestoreEndpoint implements endpoint.Datapath.
+func (d *Datapath) RestoreEndpoint(ep *endpoint.Endpoint) (bool, error) {
+	idx, mac, ok, err := linux.HostLink(ep.HostIfName)
+	if err != nil || !ok {
+		return false, err
+	}
+	ep.HostIfIndex, ep.HostMAC = idx, mac.String()
+	lk, err := linkOf(ep)
+	if err != nil {
+		return false, err
+	}
+	if err := linux.EnsureHostRoutes(lk, podNet(ep)); err != nil {
+		return true, err
+	}
+	// Replacing the programs is atomic; map entries are rewritten in place.
+	return true, d.program(ep, lk)
+}
+
+// RemoveEndpoint implements endpoint.Datapath. Map entries go first, so no
+// packet is redirected to a device that is going away.
+func (d *Datapath) RemoveEndpoint(ep *endpoint.Endpoint) error {
+	var errs []error
+	for _, a := range ep.Addrs() {
+		// Only remove entries that still point at this endpoint: the
+		// address may already belong to a newer one.
+		if v, ok, err := d.objs.Endpoints.Lookup(a); err == nil && ok && v.Id == ep.ID {
+			errs = append(errs, d.objs.Endpoints.Delete(a))
+		}
+	}
+	errs = append(errs, d.objs.EpStats.Delete(ep.ID))
+	if ep.HostIfName != "" {
+		errs = append(errs, linux.DeleteEndpoint(ep.HostIfName), d.att.Release(ep.HostIfName))
+	}
+	return errors.Join(errs...)
+}
+
+// CheckEndpoint implements endpoint.Datapath.
+func (d *Datapath) CheckEndpoint(ep *endpoint.Endpoint) []string {
+	lk, err := linkOf(ep)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	probs := linux.CheckEndpoint(lk, podNet(ep))
+	for _, dir := range []attach.Direction{attach.Ingress, attach.Egress} {
+		ok, err := d.att.Attached(lk.HostIfIndex, lk.HostIfName, dir)
+		if err != nil {
+			probs = append(probs, fmt.Sprintf("%s program on %s: %v", dir, lk.HostIfName, err))
+		} else if !ok {
+			probs = append(probs, fmt.Sprintf("no %s program on %s", dir, lk.HostIfName))
+		}
+	}
+	for _, a := range ep.Addrs() {
+		v, ok, err := d.objs.Endpoints.Lookup(a)
+		switch {
+		case err != nil:
+			probs = append(probs, err.Error())
+		case !ok:
+			probs = append(probs, fmt.Sprintf("endpoint map has no entry for %s", a))
+		case v.Id != ep.ID || int(v.Ifindex) != lk.HostIfIndex:
+			probs = append(probs, fmt.Sprintf("endpoint map entry for %s is %s", a, maps.FormatEndpointInfo(v)))
+		}
+	}
+	return probs
+}
+
+// Sync implements endpoint.Datapath: it removes map entries, counters and
+// link pins that belong to no live endpoint, e.g. after an endpoint was
+// deleted while the agent was down.
+func (d *Datapath) Sync(eps []*endpoint.Endpoint) error {
+	addrs := map[netip.Addr]uint16{}
+	ids := map[uint16]bool{}
+	devs := map[string]bool{}
+	for _, ep := range eps {
+		for _, a := range ep.Addrs() {
+			addrs[a] = ep.ID
+		}
+		ids[ep.ID] = true
+		devs[ep.HostIfName] = true
+	}
+	var errs []error
+	entries, err := d.objs.Endpoints.Dump()
+	if err != nil {
+		return err
+	}
+	for a, v := range entries {
+		if id, ok := addrs[a]; !ok || id != v.Id {
+			d.log.Info("Removing stale endpoint map entry", "addr", a, "entry", maps.FormatEndpointInfo(v))
+			errs = append(errs, d.objs.Endpoints.Delete(a))
+		}
+	}
+	stats, err := d.objs.EpStats.Dump()
+	if err != nil {
+		return err
+	}
+	for id := range stats {
+		if !ids[id] {
+			errs = append(errs, d.objs.EpStats.Delete(id))
+		}
+	}
+	pinned, err := d.att.PinnedDevices()
+	if err != nil {
+		return err
+	}
+	for _, dev := range pinned {
+		if !devs[dev] {
+			d.log.Info("Removing stale link pins", "device", dev)
+			errs = append(errs, d.att.Release(dev))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stats implements endpoint.Datapath.
+func (d *Datapath) Stats(ep *endpoint.Endpoint) (endpoint.Stats, error) {
+	s, _, err := d.objs.EpStats.Get(ep.ID)
+	return endpoint.Stats(s), err
+}

@@ -1,0 +1,124 @@
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// HostDevice owns the pods' gateway addresses, so that pods can reach the
+// node at their gateway and the node has a source address for traffic to
+// pods. It is one end of a veth pair (the other is NetDevice), as Cilium's
+// cilium_host/cilium_net: a dummy device would do, but kernels built without
+// CONFIG_DUMMY exist, and the pair gives later datapath stages a hook.
+const (
+	HostDevice = "seta_host"
+	NetDevice  = "seta_net"
+)
+
+// Node is the node-wide network setup.
+type Node struct {
+	GatewayV4 netip.Addr // invalid when the node has no IPv4 pod CIDR
+	GatewayV6 netip.Addr // invalid when the node has no IPv6 pod CIDR
+}
+
+// SetupNode creates or updates seta_host and turns on forwarding. It is
+// idempotent.
+func SetupNode(n Node) error {
+	l, err := netlink.LinkByName(HostDevice)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return fmt.Errorf("look up %s: %w", HostDevice, err)
+		}
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: HostDevice}, PeerName: NetDevice}
+		if err := netlink.LinkAdd(veth); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create %s: %w", HostDevice, err)
+		}
+		if l, err = netlink.LinkByName(HostDevice); err != nil {
+			return fmt.Errorf("look up %s: %w", HostDevice, err)
+		}
+	}
+	for _, gw := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
+		if !gw.IsValid() {
+			continue
+		}
+		a := &netlink.Addr{IPNet: hostPrefix(gw), Flags: unix.IFA_F_NODAD}
+		if err := netlink.AddrReplace(l, a); err != nil {
+			return fmt.Errorf("add %s to %s: %w", gw, HostDevice, err)
+		}
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("set %s up: %w", HostDevice, err)
+	}
+	if peer, err := netlink.LinkByName(NetDevice); err == nil {
+		if err := netlink.LinkSetUp(peer); err != nil {
+			return fmt.Errorf("set %s up: %w", NetDevice, err)
+		}
+	}
+	// The node routes between pods and the rest of its network.
+	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
+		if err := writeSysctl(s, "1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NodeAddrs lists the addresses configured on the node (its netns), for
+// overlap checks against pod CIDRs. Loopback and seta_host are left out.
+func NodeAddrs() ([]netip.Prefix, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []netip.Prefix
+	for _, l := range links {
+		if n := l.Attrs().Name; n == "lo" || n == HostDevice || n == NetDevice {
+			continue
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, fmt.Errorf("list addresses of %s: %w", l.Attrs().Name, err)
+		}
+		for _, a := range addrs {
+			if p, ok := prefixOf(a.IPNet); ok && p.Addr().IsGlobalUnicast() {
+				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	ones, _ := n.Mask.Size()
+	return netip.PrefixFrom(a.Unmap(), ones), true
+}
+
+// hostPrefix is addr as a /32 or /128.
+func hostPrefix(addr netip.Addr) *net.IPNet {
+	bits := 32
+	if addr.Is6() {
+		bits = 128
+	}
+	return &net.IPNet{IP: addr.AsSlice(), Mask: net.CIDRMask(bits, bits)}
+}
+
+func writeSysctl(name, val string) error {
+	if err := os.WriteFile("/proc/sys/"+name, []byte(val), 0o644); err != nil {
+		return fmt.Errorf("set sysctl %s=%s: %w", name, val, err)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package loader loads the endpoint programs into the kernel with their maps
+// pinned under the agent's bpffs directory, so maps outlive the agent and a
+// restarted agent picks up the same maps (and their contents) again.
+package loader
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/seta-net/seta/pkg/datapath/bpf"
+	"github.com/seta-net/seta/pkg/datapath/maps"
+)
+
+// Options for Load.
+type Options struct {
+	// BPFRoot is the directory on a bpffs where maps are pinned, e.g.
+	// /sys/fs/bpf/seta. It is created if missing.
+	BPFRoot string
+	// EndpointMapSize is the capacity of the endpoints map (addresses) and of
+	// the per-endpoint counters. Zero keeps the default from bpf/lib/maps.h.
+	EndpointMapSize uint32
+}
+
+// Objects are the loaded programs and typed maps.
+type Objects struct {
+	FromContainer *ebpf.Program
+	ToContainer   *ebpf.Program
+	Endpoints     *maps.EndpointMap
+	EpStats       *maps.EpStatsMap
+	Metrics       *maps.MetricsMap
+
+	objs bpf.LxcObjects
+}
+
+// Close releases file descriptors; pinned maps and attached links stay.
+func (o *Objects) Close() error { return o.objs.Close() }
+
+const bpffsMagic = 0xcafe4a11
+
+// EnsureBPFFS makes sure dir lies on a bpffs, mounting one at /sys/fs/bpf
+// when dir is below it and nothing is mounted there yet.
+func EnsureBPFFS(dir string) error {
+	if onBPFFS(dir) {
+		return nil
+	}
+	const std = "/sys/fs/bpf"
+	if dir != std && !strings.HasPrefix(filepath.Clean(dir), std+"/") {
+		return fmt.Errorf("bpf root %s is not on a bpf filesystem (mount one with: mount -t bpf bpf %s)", dir, filepath.Dir(dir))
+	}
+	if err := os.MkdirAll(std, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", std, err)
+	}
+	if err := unix.Mount("bpf", std, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("mount bpffs at %s: %w", std, err)
+	}
+	return nil
+}
+
+// onBPFFS reports whether the nearest existing ancestor of dir is on bpffs.
+func onBPFFS(dir string) bool {
+	for p := dir; ; p = filepath.Dir(p) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(p, &st); err == nil {
+			return uint32(st.Type) == bpffsMagic
+		}
+		if p == "/" || p == "." {
+			return false
+		}
+	}
+}
+
+// Load loads the endpoint programs. Maps already pinned under BPFRoot are
+// reused; a pinned map whose shape differs from the current one (say, a
+// changed size) is an error that names the map and how to resolve it.
+func Load(opts Options) (*Objects, error) {
+	if opts.BPFRoot == "" {
+		return nil, errors.New("load datapath: no bpf root given")
+	}
+	if err := EnsureBPFFS(opts.BPFRoot); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	if err := os.MkdirAll(opts.BPFRoot, 0o700); err != nil {
+		return nil, fmt.Errorf("load datapath: create bpf root: %w", err)
+	}
+	// Only needed on kernels before 5.11, which charged BPF memory to
+	// RLIMIT_MEMLOCK; harmless elsewhere.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	spec, err := bpf.LoadLxc()
+	if err != nil {
+		return nil, fmt.Errorf("load datapath: parse embedded ELF: %w", err)
+	}
+	if opts.EndpointMapSize > 0 {
+		spec.Maps[maps.EndpointsMapName].MaxEntries = opts.EndpointMapSize
+		spec.Maps[maps.EpStatsMapName].MaxEntries = opts.EndpointMapSize
+	}
+	o := &Objects{}
+	err = spec.LoadAndAssign(&o.objs, &ebpf.CollectionOptions{
+		Maps: ebpf.MapOptions{PinPath: opts.BPFRoot},
+	})
+	if err != nil {
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("load datapath: a map pinned under %s does not match this agent's map (changed size or layout); "+
+				"remove the stale pin (the datapath loses its state until the agent restores it): %w", opts.BPFRoot, err)
+		}
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load datapath: verifier rejected program: %+v", ve)
+		}
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	o.FromContainer = o.objs.CilFromContainer
+	o.ToContainer = o.objs.CilToContainer
+	o.Endpoints = maps.NewEndpointMap(o.objs.SetaEndpoints)
+	o.EpStats = maps.NewEpStatsMap(o.objs.SetaEpStats)
+	o.Metrics = maps.NewMetricsMap(o.objs.SetaMetrics)
+	return o, nil
+}
