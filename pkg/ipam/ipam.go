@@ -57,10 +57,24 @@ func ParsePodCIDR(s string, family int) (netip.Prefix, error) {
 	default:
 		return netip.Prefix{}, fmt.Errorf("unknown address family %d", family)
 	}
-	if p.Addr().IsLoopback() || p.Addr().IsMulticast() || p.Addr().IsLinkLocalUnicast() {
-		return netip.Prefix{}, fmt.Errorf("invalid pod CIDR %q: loopback, multicast and link-local ranges cannot hold pods", s)
+	for _, r := range reservedRanges {
+		if p.Overlaps(r) {
+			return netip.Prefix{}, fmt.Errorf("invalid pod CIDR %q: overlaps %s, which cannot hold pods (unspecified, loopback, link-local or multicast)", s, r)
+		}
 	}
 	return p, nil
+}
+
+// reservedRanges can never hold pod addresses.
+var reservedRanges = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("224.0.0.0/4"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("::/127"),
+	netip.MustParsePrefix("fe80::/10"),
+	netip.MustParsePrefix("ff00::/8"),
 }
 
 // Overlaps reports whether two prefixes share any address.
@@ -226,8 +240,19 @@ func (m *IPAM) Allocate(owner string) (v4, v6 netip.Addr, err error) {
 }
 
 // Claim registers existing addresses for owner (restore after restart), all
-// or nothing.
+// or nothing: a failure leaves every pool as it was, including addresses the
+// owner already held before the call.
 func (m *IPAM) Claim(owner string, v4, v6 netip.Addr) error {
+	heldV4 := false
+	if v4.IsValid() && m.V4 != nil {
+		cur, ok := m.V4.Owner(v4)
+		heldV4 = ok && cur == owner
+	}
+	rollback := func() {
+		if v4.IsValid() && !heldV4 {
+			m.V4.Release(v4)
+		}
+	}
 	if v4.IsValid() {
 		if m.V4 == nil {
 			return fmt.Errorf("%w: %s, but the node has no IPv4 pod CIDR", ErrOutOfRange, v4)
@@ -238,16 +263,11 @@ func (m *IPAM) Claim(owner string, v4, v6 netip.Addr) error {
 	}
 	if v6.IsValid() {
 		if m.V6 == nil {
-			err := fmt.Errorf("%w: %s, but the node has no IPv6 pod CIDR", ErrOutOfRange, v6)
-			if v4.IsValid() {
-				m.V4.Release(v4)
-			}
-			return err
+			rollback()
+			return fmt.Errorf("%w: %s, but the node has no IPv6 pod CIDR", ErrOutOfRange, v6)
 		}
 		if err := m.V6.AllocateIP(v6, owner); err != nil {
-			if v4.IsValid() {
-				m.V4.Release(v4)
-			}
+			rollback()
 			return err
 		}
 	}

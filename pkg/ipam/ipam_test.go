@@ -184,11 +184,9 @@ func TestParsePodCIDRInvalid(t *testing.T) {
 	}
 }
 
-// ParsePodCIDR only looks at the prefix's base address, so a prefix that
-// merely contains a loopback range (or whose gateway would be the IPv6
-// loopback address) slips through.
+// A prefix that merely contains a reserved range (or whose gateway would be
+// the IPv6 loopback address) is refused, not just one that starts in it.
 func TestParsePodCIDRRejectsPrefixesCoveringReservedRanges(t *testing.T) {
-	t.Skip("known bug: ParsePodCIDR checks only the base address; e.g. \"::/64\" (gateway ::1, the loopback address) and \"126.0.0.0/7\" (contains 127.0.0.0/8) are accepted")
 	for _, tc := range []struct {
 		in     string
 		family int
@@ -974,11 +972,9 @@ func TestIPAMClaim(t *testing.T) {
 
 // Claim is documented as "all or nothing" and AllocateIP as idempotent for
 // the same owner. A re-claim whose v6 half fails must therefore leave the
-// owner's pre-existing v4 claim in place. Instead Claim's rollback releases
-// the v4 address even though this call did not create that allocation.
+// owner's pre-existing v4 claim in place: the rollback may only release what
+// this call claimed.
 func TestIPAMClaimFailureKeepsPreexistingV4(t *testing.T) {
-	t.Skip("known bug: IPAM.Claim rollback releases a v4 address the owner already held before the call " +
-		"(Claim(\"pod\", 10.0.0.4, fd00::9) on a V4-only IPAM after Claim(\"pod\", 10.0.0.4, invalid) frees 10.0.0.4)")
 	for _, tc := range []struct {
 		name   string
 		v6Pool string
