@@ -85,3 +85,13 @@ func inNetNS(name string, fn func() error) error {
 func startInNetNS(name string, cmd *exec.Cmd) error {
 	return inNetNS(name, cmd.Start)
 }
+
+// CreateNetNS creates a named network namespace (for tools such as the
+// benchmarks that attach namespaces themselves).
+func CreateNetNS(name string) error { return createNetNS(name) }
+
+// DeleteNetNS removes a named network namespace; a missing one is fine.
+func DeleteNetNS(name string) error { return deleteNetNS(name) }
+
+// NetNSPath is the path of a named network namespace.
+func NetNSPath(name string) string { return netnsPath(name) }

@@ -47,9 +47,9 @@ func writeCNIConfig(n *Node) error {
 	return os.WriteFile(cniConfPath(n), b, 0o644)
 }
 
-// podConfList is the node's config with the pod's labels added as
+// CNIConfList is the node's config with the pod's labels added as
 // args.cni.labels, which is how the CNI conventions pass labels.
-func podConfList(n *Node, labels []string) (*libcni.NetworkConfigList, error) {
+func CNIConfList(n *Node, labels []string) (*libcni.NetworkConfigList, error) {
 	conf := cniConfig(n)
 	if len(labels) > 0 {
 		var ls []map[string]string
@@ -66,7 +66,8 @@ func podConfList(n *Node, labels []string) (*libcni.NetworkConfigList, error) {
 	return libcni.NetworkConfFromBytes(b)
 }
 
-func cniFor(st *State) *libcni.CNIConfig {
+// CNI returns a libcni client that runs the lab's seta-cni binary.
+func CNI(st *State) *libcni.CNIConfig {
 	return libcni.NewCNIConfigWithCacheDir([]string{st.CNIBin}, filepath.Join(Dir(st.Name), "cni-cache"), nil)
 }
 
@@ -161,12 +162,12 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 	if err := createNetNS(p.NetNS); err != nil {
 		return nil, err
 	}
-	confList, err := podConfList(node, p.Labels)
+	confList, err := CNIConfList(node, p.Labels)
 	if err != nil {
 		deleteNetNS(p.NetNS)
 		return nil, err
 	}
-	res, err := cniFor(st).AddNetworkList(ctx, confList, runtimeConf(p))
+	res, err := CNI(st).AddNetworkList(ctx, confList, runtimeConf(p))
 	if err != nil {
 		deleteNetNS(p.NetNS)
 		return nil, fmt.Errorf("attach pod %s through seta-cni: %w", p.Key(), err)
@@ -227,9 +228,9 @@ func teardownPod(ctx context.Context, st *State, p *Pod) error {
 		errs = append(errs, err)
 	}
 	if n := st.Node(p.Node); n != nil {
-		if confList, err := podConfList(n, p.Labels); err == nil {
+		if confList, err := CNIConfList(n, p.Labels); err == nil {
 			dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			if err := cniFor(st).DelNetworkList(dctx, confList, runtimeConf(p)); err != nil {
+			if err := CNI(st).DelNetworkList(dctx, confList, runtimeConf(p)); err != nil {
 				errs = append(errs, fmt.Errorf("detach pod %s: %w", p.Key(), err))
 			}
 			cancel()

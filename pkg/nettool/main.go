@@ -118,8 +118,8 @@ func (c *command) usage(w io.Writer) {
 
 // usageError reports a bad command line; it returns exitUsage.
 func (c *command) usageError(format string, a ...any) int {
-	fmt.Fprintf(c.stderr, "seta-nettool %s: %s\n\n", c.name, fmt.Sprintf(format, a...))
-	c.usage(c.stderr)
+	fmt.Fprintf(c.stderr, "seta-nettool %s: %s\nUsage: seta-nettool %s\nRun 'seta-nettool %s --help' for details.\n",
+		c.name, fmt.Sprintf(format, a...), c.synopsis, c.name)
 	return exitUsage
 }
 
@@ -248,8 +248,8 @@ func cause(err error) error {
 
 // isTimeout tells whether err is a deadline expiring.
 func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var te interface{ Timeout() bool }
+	return errors.As(err, &te) && te.Timeout()
 }
 
 // interrupted explains why ctx ended, for a client that stopped early.

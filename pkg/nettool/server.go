@@ -346,8 +346,12 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// defaultName is the host name, or "seta-nettool" without one.
+// defaultName is $POD_NAME (set by `seta lab pod run`), else the host
+// name, else "seta-nettool".
 func defaultName() string {
+	if p := os.Getenv("POD_NAME"); p != "" && checkName(p) == nil {
+		return p
+	}
 	if h, err := os.Hostname(); err == nil && checkName(h) == nil {
 		return h
 	}
@@ -366,9 +370,12 @@ addresses. One line "serving tcp=... udp=... http=..." is printed once listening
 	tcpAddr := c.fs.String("tcp", ":7000", "TCP line-echo listen `address` (\"\" disables)")
 	udpAddr := c.fs.String("udp", ":7001", "UDP echo listen `address` (\"\" disables)")
 	httpAddr := c.fs.String("http", ":8080", "HTTP listen `address` (\"\" disables)")
-	name := c.fs.String("name", defaultName(), "`name` to answer with (default: the host name)")
+	name := c.fs.String("name", defaultName(), "`name` to answer with (default: $POD_NAME, else the host name)")
 	if _, code, done := c.parse(args, 0, ""); done {
 		return code
+	}
+	if *tcpAddr == "" && *udpAddr == "" && *httpAddr == "" {
+		return c.usageError("nothing to serve: --tcp, --udp and --http are all empty")
 	}
 	if err := checkName(*name); err != nil {
 		return c.usageError("%v", err)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds Seta, starts a one-node lab and shows pods talking through the eBPF
+# datapath. Leaves the lab running; remove it with: bin/seta lab down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+	echo "demo: run as root (the lab creates network namespaces and loads eBPF programs)" >&2
+	exit 1
+fi
+hack/deps.sh runtime
+echo "== building"
+go build -o bin/ ./cmd/...
+export PATH="$PWD/bin:$PATH"
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { say "$*"; "$@"; }
+
+run seta lab up
+for p in web client; do
+	seta lab pod delete "$p" >/dev/null 2>&1 || true
+done
+run seta lab pod run web --labels app=web,tier=frontend -- seta-nettool serve
+run seta lab pod run client --labels app=client -- sleep infinity
+run seta lab pod list
+
+web4=$(seta lab pod list -o json | sed -n '/"name": "web"/,/}/p' | sed -n 's/.*"ipv4": "\(.*\)".*/\1/p' | head -1)
+web6=$(seta lab pod list -o json | sed -n '/"name": "web"/,/}/p' | sed -n 's/.*"ipv6": "\(.*\)".*/\1/p' | head -1)
+for i in $(seq 50); do
+	seta lab pod exec client -- seta-nettool tcp "$web4:7000" --timeout 200ms >/dev/null 2>&1 && break
+	sleep 0.1
+done
+
+run seta lab pod exec client -- ping -c 2 "$web4"
+run seta lab pod exec client -- ping -c 2 "$web6"
+run seta lab pod exec client -- seta-nettool http "http://$web4:8080/"
+run seta lab pod exec client -- seta-nettool tcp "[$web6]:7000" --count 2 --message hello
+run seta lab pod exec client -- seta-nettool udp "$web4:7001" --message hello-udp
+
+eval "$(seta lab env)"
+run seta status
+run seta endpoint list
+run seta bpf endpoint list
+
+cat <<EOT
+
+The lab is running. In your shell:
+  export PATH=$PWD/bin:\$PATH
+  eval "\$(seta lab env)"
+  seta lab pod exec client -- ping -c1 $web4
+  seta endpoint get 1
+  seta lab down          # removes everything the lab made
+EOT

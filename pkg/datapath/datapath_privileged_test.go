@@ -1,0 +1,262 @@
+package datapath_test
+
+import (
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/seta-net/seta/pkg/datapath"
+	"github.com/seta-net/seta/pkg/datapath/linux"
+	"github.com/seta-net/seta/pkg/datapath/maps"
+	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/testutils"
+)
+
+var (
+	gw4 = netip.MustParseAddr("10.77.0.1")
+	gw6 = netip.MustParseAddr("fd00:77::1")
+)
+
+type fixture struct {
+	node    *testutils.NetNS
+	bpfRoot string
+	mode    string
+}
+
+func newFixture(t *testing.T, mode string) *fixture {
+	testutils.Privileged(t)
+	f := &fixture{node: testutils.NewNetNS(t, "seta-dpt-node-"), mode: mode,
+		bpfRoot: filepath.Join("/sys/fs/bpf", testutils.RandName("seta-dptest-"))}
+	t.Cleanup(func() { os.RemoveAll(f.bpfRoot) })
+	return f
+}
+
+// load creates a Datapath inside the node namespace.
+func (f *fixture) load(t *testing.T) *datapath.Datapath {
+	t.Helper()
+	var dp *datapath.Datapath
+	err := f.node.Do(t, func() error {
+		var err error
+		dp, err = datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.Config{
+			BPFRoot: f.bpfRoot, AttachMode: f.mode, EndpointMapSize: 64, GatewayV4: gw4, GatewayV6: gw6,
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("load datapath: %v", err)
+	}
+	t.Cleanup(func() { dp.Close() })
+	return dp
+}
+
+func (f *fixture) endpoint(t *testing.T, dp *datapath.Datapath, id uint16) (*endpoint.Endpoint, *testutils.NetNS) {
+	t.Helper()
+	pod := testutils.NewNetNS(t, "seta-dpt-pod-")
+	ep := &endpoint.Endpoint{
+		ID: id, ContainerID: pod.Name, IfName: "eth0", NetNS: pod.Path, MTU: 1500,
+		IPv4:      netip.AddrFrom4([4]byte{10, 77, 0, byte(id + 1)}),
+		IPv6:      netip.MustParseAddr("fd00:77::" + string(rune('0'+id+1))),
+		GatewayV4: gw4, GatewayV6: gw6,
+	}
+	if err := f.node.Do(t, func() error { return dp.SetupEndpoint(ep) }); err != nil {
+		t.Fatalf("setup endpoint %d: %v", id, err)
+	}
+	return ep, pod
+}
+
+func ping(t *testing.T, ns *testutils.NetNS, dst netip.Addr) error {
+	t.Helper()
+	out, err := ns.Run(t, "ping", "-c", "1", "-W", "2", dst.String())
+	if err != nil {
+		return &pingError{out: out, err: err}
+	}
+	return nil
+}
+
+type pingError struct {
+	out string
+	err error
+}
+
+func (p *pingError) Error() string { return p.err.Error() + ": " + p.out }
+
+func TestPrivilegedDatapathForwarding(t *testing.T) {
+	for _, mode := range []string{"tcx", "clsact"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t, mode)
+			dp := f.load(t)
+			if string(dp.Mode()) != mode {
+				t.Fatalf("mode = %s, want %s", dp.Mode(), mode)
+			}
+			ep1, pod1 := f.endpoint(t, dp, 1)
+			ep2, pod2 := f.endpoint(t, dp, 2)
+
+			for _, c := range []struct {
+				name string
+				from *testutils.NetNS
+				to   netip.Addr
+			}{
+				{"pod1->pod2 v4", pod1, ep2.IPv4},
+				{"pod1->pod2 v6", pod1, ep2.IPv6},
+				{"pod2->pod1 v4", pod2, ep1.IPv4},
+				{"pod1->gateway v4", pod1, gw4},
+				{"pod1->gateway v6", pod1, gw6},
+				{"node->pod1 v4", f.node, ep1.IPv4},
+				{"node->pod2 v6", f.node, ep2.IPv6},
+			} {
+				if err := ping(t, c.from, c.to); err != nil {
+					t.Errorf("%s: %v", c.name, err)
+				}
+			}
+
+			// Pod-to-pod traffic is routed by the program: TTL is
+			// decremented once, as by a router.
+			out, _ := pod1.Run(t, "ping", "-c", "1", "-W", "2", ep2.IPv4.String())
+			if !strings.Contains(out, "ttl=63") {
+				t.Errorf("expected ttl=63 (one routed hop) in ping output:\n%s", out)
+			}
+
+			var st endpoint.Stats
+			f.node.Do(t, func() error {
+				var err error
+				st, err = dp.Stats(ep1)
+				return err
+			})
+			if st.TxPackets == 0 || st.RxPackets == 0 || st.TxBytes == 0 {
+				t.Errorf("endpoint 1 counters did not move: %+v", st)
+			}
+			var probs []string
+			f.node.Do(t, func() error { probs = dp.CheckEndpoint(ep1); return nil })
+			if len(probs) != 0 {
+				t.Errorf("check endpoint 1: %v", probs)
+			}
+		})
+	}
+}
+
+func TestPrivilegedDatapathSourceValidation(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.load(t)
+	_, pod1 := f.endpoint(t, dp, 1)
+	ep2, _ := f.endpoint(t, dp, 2)
+
+	// A pod that sends from an address that is not its own is dropped.
+	if out, err := pod1.Run(t, "ip", "addr", "add", "10.77.0.99/32", "dev", "eth0"); err != nil {
+		t.Fatalf("add spoof address: %v %s", err, out)
+	}
+	out, err := pod1.Run(t, "ping", "-c", "1", "-W", "1", "-I", "10.77.0.99", ep2.IPv4.String())
+	if err == nil {
+		t.Fatalf("spoofed ping got through:\n%s", out)
+	}
+	objs, err := maps.OpenPinnedMetricsMap(f.bpfRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer objs.Close()
+	m, err := objs.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var drops uint64
+	for k, v := range m {
+		if k.Reason.String() == "Invalid source ip" {
+			drops += v.Packets
+		}
+	}
+	if drops == 0 {
+		t.Errorf("no invalid-source drops counted: %v", m)
+	}
+}
+
+func TestPrivilegedDatapathRestoreAndRemove(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.load(t)
+	ep1, pod1 := f.endpoint(t, dp, 1)
+	ep2, _ := f.endpoint(t, dp, 2)
+	dp.Close()
+
+	// A second datapath (a restarted agent) picks up the pinned maps and
+	// links; traffic flows throughout.
+	if err := ping(t, pod1, ep2.IPv4); err != nil {
+		t.Fatalf("no traffic while no agent holds the datapath: %v", err)
+	}
+	dp2 := f.load(t)
+	for _, ep := range []*endpoint.Endpoint{ep1, ep2} {
+		var alive bool
+		err := f.node.Do(t, func() error {
+			var err error
+			alive, err = dp2.RestoreEndpoint(ep)
+			return err
+		})
+		if err != nil || !alive {
+			t.Fatalf("restore endpoint %d: alive=%v err=%v", ep.ID, alive, err)
+		}
+	}
+	if err := f.node.Do(t, func() error { return dp2.Sync([]*endpoint.Endpoint{ep1, ep2}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(t, pod1, ep2.IPv6); err != nil {
+		t.Fatalf("after restore: %v", err)
+	}
+
+	// Removing an endpoint takes its device, map entries and pins.
+	if err := f.node.Do(t, func() error { return dp2.RemoveEndpoint(ep2) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.node.Do(t, func() error { return dp2.RemoveEndpoint(ep2) }); err != nil {
+		t.Fatalf("second remove must be a no-op: %v", err)
+	}
+	f.node.Do(t, func() error {
+		if _, _, ok, _ := linux.HostLink(ep2.HostIfName); ok {
+			t.Errorf("device %s still exists", ep2.HostIfName)
+		}
+		return nil
+	})
+	em, err := maps.OpenPinnedEndpointMap(f.bpfRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if _, ok, _ := em.Lookup(ep2.IPv4); ok {
+		t.Errorf("endpoint map still has %s", ep2.IPv4)
+	}
+	if _, err := os.Stat(filepath.Join(f.bpfRoot, "links", ep2.HostIfName+"_ingress")); err == nil {
+		t.Errorf("link pin of %s remains", ep2.HostIfName)
+	}
+	if err := ping(t, pod1, ep2.IPv4); err == nil {
+		t.Errorf("ping to a removed endpoint succeeded")
+	}
+
+	// An endpoint whose device vanished while the agent was away is
+	// reported as gone on restore.
+	f.node.Do(t, func() error { return linux.DeleteEndpoint(ep1.HostIfName) })
+	var alive bool
+	if err := f.node.Do(t, func() error {
+		var err error
+		alive, err = dp2.RestoreEndpoint(ep1)
+		return err
+	}); err != nil || alive {
+		t.Fatalf("restore of an endpoint without device: alive=%v err=%v", alive, err)
+	}
+}
+
+func TestPrivilegedDatapathBadNetNS(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.load(t)
+	ep := &endpoint.Endpoint{ID: 9, ContainerID: "missing", IfName: "eth0", NetNS: "/run/netns/does-not-exist-seta",
+		IPv4: netip.MustParseAddr("10.77.0.9"), GatewayV4: gw4, MTU: 1500}
+	err := f.node.Do(t, func() error { return dp.SetupEndpoint(ep) })
+	if err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("setup with missing netns: err = %v, want netns not found", err)
+	}
+	f.node.Do(t, func() error {
+		if _, _, ok, _ := linux.HostLink(linux.HostIfName("missing", "eth0")); ok {
+			t.Errorf("half-made device left behind")
+		}
+		return nil
+	})
+}
