@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/seta-net/seta/pkg/api/v1"
@@ -63,7 +64,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/endpoints/{id}", s.deleteEndpoint)
 	mux.HandleFunc("GET /v1/endpoints/{id}/check", s.checkEndpoint)
 	mux.HandleFunc("POST /v1/gc", s.gc)
+	// Without a catch-all, ServeMux answers in plain text; with one, it
+	// stops answering 405. This keeps both: JSON errors, and 405 for a
+	// known path with the wrong method.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeErr(w, http.StatusMethodNotAllowed, v1.CodeInvalid, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
 		writeErr(w, http.StatusNotFound, v1.CodeNotFound, fmt.Sprintf("no such API route: %s %s (see docs/api.md)", r.Method, r.URL.Path))
 	})
 	return s.logRequests(mux)
