@@ -95,7 +95,7 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	if o.Nodes < 1 || o.Nodes > MaxNodes {
 		return nil, fmt.Errorf("--nodes must be 1 to %d, got %d", MaxNodes, o.Nodes)
 	}
-	unlock, err := lock(o.Name)
+	unlock, err := lock(o.Name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +339,7 @@ func Down(ctx context.Context, o DownOptions) error {
 			return nil
 		}
 	}
-	unlock, err := lock(o.Name)
+	unlock, err := lock(o.Name, true) // down also cleans up leftovers of a lab whose dir is gone
 	if err != nil {
 		return err
 	}

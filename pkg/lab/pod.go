@@ -128,7 +128,7 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 	if err := ValidName("namespace", o.Namespace, 63); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(o.Lab)
+	unlock, err := lock(o.Lab, false)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func DeletePod(ctx context.Context, lab, namespace, name string) error {
 	if err := checkRoot(); err != nil {
 		return err
 	}
-	unlock, err := lock(lab)
+	unlock, err := lock(lab, false)
 	if err != nil {
 		return err
 	}

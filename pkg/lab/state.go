@@ -142,9 +142,15 @@ func (s *State) Save() error {
 }
 
 // lock serialises lab commands on one lab with an flock on its directory.
-func lock(name string) (unlock func(), err error) {
-	if err := os.MkdirAll(Dir(name), 0o755); err != nil {
-		return nil, fmt.Errorf("create lab dir: %w", err)
+// Only `up` creates the directory; every other command needs the lab to
+// exist.
+func lock(name string, create bool) (unlock func(), err error) {
+	if create {
+		if err := os.MkdirAll(Dir(name), 0o755); err != nil {
+			return nil, fmt.Errorf("create lab dir: %w", err)
+		}
+	} else if _, err := os.Stat(Dir(name)); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q (start it with: seta lab up --name %s)", ErrNoLab, name, name)
 	}
 	f, err := os.OpenFile(filepath.Join(Dir(name), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
