@@ -9,7 +9,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 hack/deps.sh runtime
 echo "== building"
-go build -o bin/ ./cmd/...
+go build -buildvcs=auto -o bin/ ./cmd/...
 export PATH="$PWD/bin:$PATH"
 
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }

@@ -57,6 +57,7 @@ func run() int {
 	parallel := flag.Int("parallel", 10, "ADDs in flight at once (1 to 100)")
 	binDir := flag.String("bin", "bin", "directory holding seta-agent and seta-cni")
 	jsonOut := flag.String("json", "", "also write the result as JSON to this file")
+	attachMode := flag.String("attach-mode", "auto", "the agent's --attach-mode: auto, tcx or clsact")
 	flag.Parse()
 	if *pods < 1 || *pods > 1000 || *parallel < 1 || *parallel > 100 {
 		fmt.Fprintln(os.Stderr, "cniadd: --pods must be 1..1000 and --parallel 1..100")
@@ -75,7 +76,8 @@ func run() int {
 			fmt.Fprintln(os.Stderr, "cniadd: cleanup:", err)
 		}
 	}()
-	st, err := lab.Up(ctx, lab.UpOptions{Name: labName, Nodes: 1, AgentBin: agentBin, CNIBinDir: cniDir, Out: io.Discard})
+	st, err := lab.Up(ctx, lab.UpOptions{Name: labName, Nodes: 1, AgentBin: agentBin, CNIBinDir: cniDir,
+		AgentArgs: []string{"--attach-mode=" + *attachMode}, Out: io.Discard})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cniadd:", err)
 		return 1
@@ -85,6 +87,7 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "cniadd:", err)
 		return 1
 	}
+	fmt.Printf("attach mode: %s\n", *attachMode)
 	fmt.Printf("| pods | parallel | ADD p50 | ADD p99 | ADD max | DEL p50 | DEL p99 | agent RSS idle | agent RSS with %d pods |\n", res.Pods)
 	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Printf("| %d | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f MB | %.1f MB |\n",

@@ -141,7 +141,7 @@ func loadK8sArgs(args string) (*K8sArgs, error) {
 // agentError turns a client error into a CNI error.
 func agentError(op string, err error) error {
 	if errors.Is(err, client.ErrUnreachable) {
-		return types.NewError(types.ErrTryAgainLater, "seta-cni: "+op+": seta-agent is not reachable", err.Error())
+		return types.NewError(types.ErrTryAgainLater, "seta-cni: "+op+": "+err.Error(), "")
 	}
 	var ae *v1.Error
 	if !errors.As(err, &ae) {
@@ -294,7 +294,7 @@ func cmdStatus(args *skel.CmdArgs) error {
 		return err
 	}
 	if _, err := conf.client().Health(context.Background()); err != nil {
-		return types.NewError(types.ErrPluginNotAvailable, "seta-cni: status: seta-agent is not ready", err.Error())
+		return types.NewError(types.ErrPluginNotAvailable, "seta-cni: status: seta-agent is not ready: "+err.Error(), "")
 	}
 	return nil
 }

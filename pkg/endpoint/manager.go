@@ -195,6 +195,15 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 		m.mu.Unlock()
 		return nil, fmt.Errorf("%w: container %s interface %s is endpoint %d", ErrExists, req.ContainerID, req.IfName, id)
 	}
+	// One Seta interface per pod: a second one would compete for the
+	// pod's default routes.
+	for _, other := range m.eps {
+		if other.ContainerID == req.ContainerID || other.NetNS == req.NetNS {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("%w: the pod already has Seta interface %s (endpoint %d); one Seta interface per pod is supported",
+				ErrExists, other.IfName, other.ID)
+		}
+	}
 	id, err := m.allocID()
 	if err != nil {
 		m.mu.Unlock()

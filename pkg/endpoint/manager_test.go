@@ -100,8 +100,32 @@ func (e *env) reload(t *testing.T, v4, v6 string) error {
 	return e.m.Restore()
 }
 
+// req asks for an endpoint in a pod (netns) of its own.
 func (e *env) req(cid string) CreateRequest {
-	return CreateRequest{ContainerID: cid, IfName: "eth0", NetNS: e.netns, Network: "seta", PodName: cid, Namespace: "default"}
+	ns := filepath.Join(e.dir, "netns-"+cid)
+	os.WriteFile(ns, nil, 0o644)
+	return CreateRequest{ContainerID: cid, IfName: "eth0", NetNS: ns, Network: "seta", PodName: cid, Namespace: "default"}
+}
+
+func TestOneInterfacePerPod(t *testing.T) {
+	e := newEnv(t, "10.1.0.0/24", "")
+	first := e.req("a")
+	if _, err := e.m.Create(first); err != nil {
+		t.Fatal(err)
+	}
+	second := first
+	second.IfName = "net1"
+	if _, err := e.m.Create(second); !errors.Is(err, ErrExists) {
+		t.Fatalf("second interface: err = %v, want ErrExists", err)
+	}
+	other := e.req("b")
+	other.NetNS = first.NetNS // another container ID in the same pod netns
+	if _, err := e.m.Create(other); !errors.Is(err, ErrExists) {
+		t.Fatalf("same netns: err = %v, want ErrExists", err)
+	}
+	if e.m.Count() != 1 || e.pools.V4.Used() != 1 {
+		t.Errorf("refusals left state: %d endpoints, %d addresses", e.m.Count(), e.pools.V4.Used())
+	}
 }
 
 func TestCreateAssignsAddressesAndPersists(t *testing.T) {
