@@ -73,7 +73,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 		return v1.Status{
 			Version: version.String(), NodeName: cfg.NodeName, StartedAt: started.UTC(),
 			Uptime: time.Since(started).Round(time.Second).String(), Endpoints: mgr.Count(),
-			IPAM: pools.Status(),
+			IPAM:     pools.Status(),
 			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: rep.Features, BPFRoot: cfg.BPFRoot},
 		}
 	}

@@ -102,7 +102,9 @@ func (d *Datapath) Mode() attach.Mode { return d.att.Mode() }
 func (d *Datapath) Features() probe.Report { return d.report }
 
 // Metrics returns the node-wide forward/drop counters.
-func (d *Datapath) Metrics() (map[maps.MetricsKey]maps.MetricsValue, error) { return d.objs.Metrics.Dump() }
+func (d *Datapath) Metrics() (map[maps.MetricsKey]maps.MetricsValue, error) {
+	return d.objs.Metrics.Dump()
+}
 
 // Close releases file descriptors. Programs stay attached and maps pinned,
 // so traffic keeps flowing while the agent is away.

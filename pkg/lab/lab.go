@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-		"os"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"

@@ -67,10 +67,10 @@ func (p *Pod) Key() string { return p.Namespace + "/" + p.Name }
 
 // State is a lab's persisted state.
 type State struct {
-	Name        string `json:"name"`
-	UnderlayNS  string `json:"underlayNetns"`
-	Nodes       []*Node `json:"nodes"`
-	Pods        []*Pod  `json:"pods"`
+	Name       string  `json:"name"`
+	UnderlayNS string  `json:"underlayNetns"`
+	Nodes      []*Node `json:"nodes"`
+	Pods       []*Pod  `json:"pods"`
 	// Binaries used: seta-agent and the directory holding seta-cni.
 	AgentBin string `json:"agentBin"`
 	CNIBin   string `json:"cniBinDir"`
