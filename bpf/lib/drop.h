@@ -10,6 +10,7 @@ enum drop_reason {
 	DROP_INVALID_SOURCE_IP  = 130, /* source address is not the endpoint's */
 	DROP_INVALID_PACKET     = 131, /* truncated or malformed header */
 	DROP_REDIRECT_FAILED    = 132, /* bpf_redirect_peer refused the target */
+	DROP_UNKNOWN_ENDPOINT   = 133, /* routed to the node for an address no endpoint holds */
 };
 
 #endif /* __SETA_DROP_H */

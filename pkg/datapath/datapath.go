@@ -60,17 +60,29 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := linux.SetupNode(linux.Node{GatewayV4: cfg.GatewayV4, GatewayV6: cfg.GatewayV6}); err != nil {
+	netIfindex, err := linux.SetupNode(linux.Node{GatewayV4: cfg.GatewayV4, GatewayV6: cfg.GatewayV6})
+	if err != nil {
 		return nil, fmt.Errorf("set up node: %w", err)
 	}
 	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize})
 	if err != nil {
 		return nil, err
 	}
+	// Endpoint links and node links are pinned apart, so garbage collection
+	// of endpoint pins never touches the node's own.
 	att, err := attach.New(mode, filepath.Join(cfg.BPFRoot, "links"))
 	if err != nil {
 		objs.Close()
 		return nil, err
+	}
+	nodeAtt, err := attach.New(mode, filepath.Join(cfg.BPFRoot, "node-links"))
+	if err != nil {
+		objs.Close()
+		return nil, err
+	}
+	if err := nodeAtt.Attach(netIfindex, linux.NetDevice, attach.Ingress, objs.FromHost); err != nil {
+		objs.Close()
+		return nil, fmt.Errorf("attach from-host program: %w", err)
 	}
 	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot)
 	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att}, nil
@@ -140,12 +152,11 @@ func (d *Datapath) SetupEndpoint(ep *endpoint.Endpoint) (err error) {
 	return d.program(ep, lk)
 }
 
-// program attaches the programs and writes the map entries of ep.
+// program attaches the endpoint's program and writes its map entries. The
+// map entries come last: until they exist, nothing is redirected to the
+// endpoint.
 func (d *Datapath) program(ep *endpoint.Endpoint, lk linux.Link) error {
 	if err := d.att.Attach(lk.HostIfIndex, lk.HostIfName, attach.Ingress, d.objs.FromContainer); err != nil {
-		return err
-	}
-	if err := d.att.Attach(lk.HostIfIndex, lk.HostIfName, attach.Egress, d.objs.ToContainer); err != nil {
 		return err
 	}
 	if err := d.objs.EpStats.Init(ep.ID); err != nil {
@@ -202,6 +213,11 @@ func (d *Datapath) RemoveEndpoint(ep *endpoint.Endpoint) error {
 		}
 	}
 	errs = append(errs, d.objs.EpStats.Delete(ep.ID))
+	if ep.HostMAC != "" {
+		// Only an endpoint that was set up has routes; its addresses may
+		// already be routed to a newer endpoint otherwise.
+		errs = append(errs, linux.DeleteHostRoutes(ep.Addrs()...))
+	}
 	if ep.HostIfName != "" {
 		errs = append(errs, linux.DeleteEndpoint(ep.HostIfName), d.att.Release(ep.HostIfName))
 	}
@@ -215,13 +231,11 @@ func (d *Datapath) CheckEndpoint(ep *endpoint.Endpoint) []string {
 		return []string{err.Error()}
 	}
 	probs := linux.CheckEndpoint(lk, podNet(ep))
-	for _, dir := range []attach.Direction{attach.Ingress, attach.Egress} {
-		ok, err := d.att.Attached(lk.HostIfIndex, lk.HostIfName, dir)
-		if err != nil {
-			probs = append(probs, fmt.Sprintf("%s program on %s: %v", dir, lk.HostIfName, err))
-		} else if !ok {
-			probs = append(probs, fmt.Sprintf("no %s program on %s", dir, lk.HostIfName))
-		}
+	ok, err := d.att.Attached(lk.HostIfIndex, lk.HostIfName, attach.Ingress)
+	if err != nil {
+		probs = append(probs, fmt.Sprintf("ingress program on %s: %v", lk.HostIfName, err))
+	} else if !ok {
+		probs = append(probs, fmt.Sprintf("no ingress program on %s", lk.HostIfName))
 	}
 	for _, a := range ep.Addrs() {
 		v, ok, err := d.objs.Endpoints.Lookup(a)

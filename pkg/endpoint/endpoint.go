@@ -14,6 +14,8 @@ const (
 	StateCreating State = "creating"
 	// StateReady: the datapath delivers traffic to and from the endpoint.
 	StateReady State = "ready"
+	// StateDeleting: the datapath is being torn down.
+	StateDeleting State = "deleting"
 )
 
 // Endpoint is one network attachment of a pod: a veth pair with the pod's

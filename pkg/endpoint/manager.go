@@ -264,8 +264,8 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 	return &out, nil
 }
 
-// ErrBusy means the endpoint is still being created.
-var ErrBusy = errors.New("endpoint is being created")
+// ErrBusy means the endpoint is being created or deleted.
+var ErrBusy = errors.New("endpoint is busy")
 
 // Delete removes endpoint id and everything it holds.
 func (m *Manager) Delete(id uint16) error {
@@ -275,8 +275,8 @@ func (m *Manager) Delete(id uint16) error {
 	if !ok {
 		return fmt.Errorf("%w: %d", ErrNotFound, id)
 	}
-	if ep.State == StateCreating {
-		return fmt.Errorf("%w: %d; try again", ErrBusy, id)
+	if ep.State != StateReady {
+		return fmt.Errorf("%w: endpoint %d is %s; try again", ErrBusy, id, ep.State)
 	}
 	return m.deleteLocked(ep)
 }
@@ -290,18 +290,29 @@ func (m *Manager) DeleteByAttachment(containerID, ifName string) (*Endpoint, err
 		return nil, fmt.Errorf("%w: container %s interface %s", ErrNotFound, containerID, ifName)
 	}
 	ep := m.eps[id]
-	if ep.State == StateCreating {
-		return nil, fmt.Errorf("%w: %d; try again", ErrBusy, id)
+	if ep.State != StateReady {
+		return nil, fmt.Errorf("%w: endpoint %d is %s; try again", ErrBusy, id, ep.State)
 	}
 	out := *ep
 	return &out, m.deleteLocked(ep)
 }
 
+// deleteLocked removes a ready endpoint. It is called with m.mu held and
+// releases it while the kernel work runs (deleting a device waits for RCU
+// grace periods), so deletes do not queue behind each other or block
+// creates; meanwhile the endpoint is "deleting" and refuses other changes.
 func (m *Manager) deleteLocked(ep *Endpoint) error {
-	if err := m.dp.RemoveEndpoint(ep); err != nil {
+	ep.State = StateDeleting
+	work := *ep
+	m.mu.Unlock()
+	err := m.dp.RemoveEndpoint(&work)
+	m.mu.Lock()
+	if err != nil {
+		ep.State = StateReady
 		return fmt.Errorf("remove endpoint %d: %w", ep.ID, err)
 	}
 	if err := m.store.Delete(ep.ID); err != nil {
+		ep.State = StateReady
 		return err
 	}
 	m.ipam.Release(ep.IPv4, ep.IPv6)
@@ -396,10 +407,16 @@ func (m *Manager) GC(network string, valid []Attachment) ([]*Endpoint, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var doomed []*Endpoint
+	for _, ep := range m.eps {
+		if ep.Network == network && !keep[ep.Key()] && ep.State == StateReady {
+			doomed = append(doomed, ep)
+		}
+	}
 	var removed []*Endpoint
 	var errs []error
-	for _, ep := range m.eps {
-		if ep.Network != network || keep[ep.Key()] || ep.State != StateReady {
+	for _, ep := range doomed {
+		if ep.State != StateReady { // changed while the lock was released
 			continue
 		}
 		c := *ep

@@ -115,12 +115,18 @@ func TestExhaustionOverSocket(t *testing.T) {
 
 	c := client.New(sock, 5*time.Second)
 	ctx := context.Background()
+	podNS := func(name string) string {
+		p := netns + "-" + name
+		os.WriteFile(p, nil, 0o644)
+		return p
+	}
 	for i := 0; i < 5; i++ {
-		if _, err := c.CreateEndpoint(ctx, endpoint.CreateRequest{ContainerID: string(rune('a' + i)), IfName: "eth0", NetNS: netns}); err != nil {
+		id := string(rune('a' + i))
+		if _, err := c.CreateEndpoint(ctx, endpoint.CreateRequest{ContainerID: id, IfName: "eth0", NetNS: podNS(id)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := c.CreateEndpoint(ctx, endpoint.CreateRequest{ContainerID: "z", IfName: "eth0", NetNS: netns})
+	_, err := c.CreateEndpoint(ctx, endpoint.CreateRequest{ContainerID: "z", IfName: "eth0", NetNS: podNS("z")})
 	if !client.IsCode(err, v1.CodeIPAMExhausted) {
 		t.Fatalf("err = %v, want %s", err, v1.CodeIPAMExhausted)
 	}

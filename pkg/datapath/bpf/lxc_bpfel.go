@@ -27,6 +27,7 @@ const (
 	LxcDropReasonDROP_INVALID_SOURCE_IP LxcDropReason = 130
 	LxcDropReasonDROP_INVALID_PACKET    LxcDropReason = 131
 	LxcDropReasonDROP_REDIRECT_FAILED   LxcDropReason = 132
+	LxcDropReasonDROP_UNKNOWN_ENDPOINT  LxcDropReason = 133
 )
 
 type LxcEndpointInfo struct {
@@ -88,7 +89,6 @@ const (
 	LxcMapSetaEpStats       = "seta_ep_stats"
 	LxcMapSetaMetrics       = "seta_metrics"
 	LxcProgCilFromContainer = "cil_from_container"
-	LxcProgCilToContainer   = "cil_to_container"
 	LxcVarSetaSharedEnums   = "seta_shared_enums"
 )
 
@@ -135,7 +135,6 @@ type LxcSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcProgramSpecs struct {
 	CilFromContainer *ebpf.ProgramSpec `ebpf:"cil_from_container"`
-	CilToContainer   *ebpf.ProgramSpec `ebpf:"cil_to_container"`
 }
 
 // LxcMapSpecs contains maps before they are loaded into the kernel.
@@ -199,13 +198,11 @@ type LxcVariables struct {
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcPrograms struct {
 	CilFromContainer *ebpf.Program `ebpf:"cil_from_container"`
-	CilToContainer   *ebpf.Program `ebpf:"cil_to_container"`
 }
 
 func (p *LxcPrograms) Close() error {
 	return _LxcClose(
 		p.CilFromContainer,
-		p.CilToContainer,
 	)
 }
 

@@ -177,25 +177,63 @@ func configureHost(host netlink.Link, pod PodNet, lk Link) error {
 }
 
 // EnsureHostRoutes (re)creates the node's route and permanent neighbour entry
-// for each pod address. It is idempotent; a restarted agent calls it for
-// every restored endpoint.
+// for each pod address. Routes go via seta_host, so the node's traffic to
+// pods (its own and what it forwards) reaches the from-host program on
+// seta_net, which hands it to the pod. It is idempotent; a restarted agent
+// calls it for every restored endpoint.
 func EnsureHostRoutes(lk Link, pod PodNet) error {
+	host, err := netlink.LinkByName(HostDevice)
+	if err != nil {
+		return fmt.Errorf("look up %s: %w", HostDevice, err)
+	}
+	idx := host.Attrs().Index
 	for _, p := range []struct{ ip, gw netip.Addr }{{pod.IPv4, pod.GatewayV4}, {pod.IPv6, pod.GatewayV6}} {
 		if !p.ip.IsValid() {
 			continue
 		}
-		r := &netlink.Route{LinkIndex: lk.HostIfIndex, Dst: hostPrefix(p.ip), Scope: netlink.SCOPE_LINK}
+		r := &netlink.Route{LinkIndex: idx, Dst: hostPrefix(p.ip), Scope: netlink.SCOPE_LINK}
 		if p.gw.IsValid() {
 			r.Src = p.gw.AsSlice()
 		}
 		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("add route to %s via %s: %w", p.ip, lk.HostIfName, err)
+			return fmt.Errorf("add route to %s via %s: %w", p.ip, HostDevice, err)
 		}
-		if err := netlink.NeighSet(permanentNeigh(lk.HostIfIndex, p.ip, lk.PodMAC)); err != nil {
-			return fmt.Errorf("add neighbour %s on %s: %w", p.ip, lk.HostIfName, err)
+		// Permanent, so the node never asks for a pod's MAC: seta_net does
+		// not answer neighbour requests. The program rewrites MACs anyway.
+		if err := netlink.NeighSet(permanentNeigh(idx, p.ip, lk.PodMAC)); err != nil {
+			return fmt.Errorf("add neighbour %s on %s: %w", p.ip, HostDevice, err)
 		}
 	}
 	return nil
+}
+
+// DeleteHostRoutes removes what EnsureHostRoutes made for the addresses;
+// missing entries are not errors.
+func DeleteHostRoutes(addrs ...netip.Addr) error {
+	host, err := netlink.LinkByName(HostDevice)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("look up %s: %w", HostDevice, err)
+	}
+	idx := host.Attrs().Index
+	var errs []error
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		r := &netlink.Route{LinkIndex: idx, Dst: hostPrefix(a), Scope: netlink.SCOPE_LINK}
+		if err := netlink.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("delete route to %s: %w", a, err))
+		}
+		n := permanentNeigh(idx, a, nil)
+		if err := netlink.NeighDel(n); err != nil && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("delete neighbour %s: %w", a, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func defaultRoute(gw netip.Addr) *net.IPNet {

@@ -27,21 +27,22 @@ type Node struct {
 	GatewayV6 netip.Addr // invalid when the node has no IPv6 pod CIDR
 }
 
-// SetupNode creates or updates seta_host and turns on forwarding. It is
-// idempotent.
-func SetupNode(n Node) error {
+// SetupNode creates or updates seta_host/seta_net and turns on forwarding.
+// It is idempotent and returns the ifindex of seta_net, where the from-host
+// program attaches.
+func SetupNode(n Node) (netIfindex int, err error) {
 	l, err := netlink.LinkByName(HostDevice)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if !errors.As(err, &nf) {
-			return fmt.Errorf("look up %s: %w", HostDevice, err)
+			return 0, fmt.Errorf("look up %s: %w", HostDevice, err)
 		}
 		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: HostDevice}, PeerName: NetDevice}
 		if err := netlink.LinkAdd(veth); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("create %s: %w", HostDevice, err)
+			return 0, fmt.Errorf("create %s: %w", HostDevice, err)
 		}
 		if l, err = netlink.LinkByName(HostDevice); err != nil {
-			return fmt.Errorf("look up %s: %w", HostDevice, err)
+			return 0, fmt.Errorf("look up %s: %w", HostDevice, err)
 		}
 	}
 	for _, gw := range []netip.Addr{n.GatewayV4, n.GatewayV6} {
@@ -50,24 +51,31 @@ func SetupNode(n Node) error {
 		}
 		a := &netlink.Addr{IPNet: hostPrefix(gw), Flags: unix.IFA_F_NODAD}
 		if err := netlink.AddrReplace(l, a); err != nil {
-			return fmt.Errorf("add %s to %s: %w", gw, HostDevice, err)
+			return 0, fmt.Errorf("add %s to %s: %w", gw, HostDevice, err)
 		}
 	}
 	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("set %s up: %w", HostDevice, err)
+		return 0, fmt.Errorf("set %s up: %w", HostDevice, err)
 	}
 	if peer, err := netlink.LinkByName(NetDevice); err == nil {
 		if err := netlink.LinkSetUp(peer); err != nil {
-			return fmt.Errorf("set %s up: %w", NetDevice, err)
+			return 0, fmt.Errorf("set %s up: %w", NetDevice, err)
 		}
+		// Packets from seta_host reach seta_net's program whatever their
+		// source; the stack must not drop the rest on reverse-path checks.
+		writeSysctl("net/ipv4/conf/"+NetDevice+"/rp_filter", "0")
 	}
 	// The node routes between pods and the rest of its network.
 	for _, s := range []string{"net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"} {
 		if err := writeSysctl(s, "1"); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	peer, err := netlink.LinkByName(NetDevice)
+	if err != nil {
+		return 0, fmt.Errorf("look up %s: %w", NetDevice, err)
+	}
+	return peer.Attrs().Index, nil
 }
 
 // NodeAddrs lists the addresses configured on the node (its netns), for

@@ -30,17 +30,20 @@ type Options struct {
 
 // Objects are the loaded programs and typed maps.
 type Objects struct {
+	// FromContainer goes on the ingress of every endpoint's host-side veth.
 	FromContainer *ebpf.Program
-	ToContainer   *ebpf.Program
-	Endpoints     *maps.EndpointMap
-	EpStats       *maps.EpStatsMap
-	Metrics       *maps.MetricsMap
+	// FromHost goes on the ingress of seta_net, once per node.
+	FromHost  *ebpf.Program
+	Endpoints *maps.EndpointMap
+	EpStats   *maps.EpStatsMap
+	Metrics   *maps.MetricsMap
 
-	objs bpf.LxcObjects
+	lxc  bpf.LxcObjects
+	host bpf.HostObjects
 }
 
 // Close releases file descriptors; pinned maps and attached links stay.
-func (o *Objects) Close() error { return o.objs.Close() }
+func (o *Objects) Close() error { return errors.Join(o.lxc.Close(), o.host.Close()) }
 
 const bpffsMagic = 0xcafe4a11
 
@@ -94,33 +97,47 @@ func Load(opts Options) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
-	spec, err := bpf.LoadLxc()
+	o := &Objects{}
+	// Both collections declare the same maps, pinned by name: the first
+	// load creates (or reuses) the pins, the second reuses them, so the
+	// programs share one endpoint map.
+	if err := load(bpf.LoadLxc, &o.lxc, opts); err != nil {
+		return nil, err
+	}
+	if err := load(bpf.LoadHost, &o.host, opts); err != nil {
+		o.lxc.Close()
+		return nil, err
+	}
+	o.FromContainer = o.lxc.CilFromContainer
+	o.FromHost = o.host.CilFromHost
+	o.Endpoints = maps.NewEndpointMap(o.lxc.SetaEndpoints)
+	o.EpStats = maps.NewEpStatsMap(o.lxc.SetaEpStats)
+	o.Metrics = maps.NewMetricsMap(o.lxc.SetaMetrics)
+	return o, nil
+}
+
+func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) error {
+	cs, err := spec()
 	if err != nil {
-		return nil, fmt.Errorf("load datapath: parse embedded ELF: %w", err)
+		return fmt.Errorf("load datapath: parse embedded ELF: %w", err)
 	}
 	if opts.EndpointMapSize > 0 {
-		spec.Maps[maps.EndpointsMapName].MaxEntries = opts.EndpointMapSize
-		spec.Maps[maps.EpStatsMapName].MaxEntries = opts.EndpointMapSize
+		cs.Maps[maps.EndpointsMapName].MaxEntries = opts.EndpointMapSize
+		cs.Maps[maps.EpStatsMapName].MaxEntries = opts.EndpointMapSize
 	}
-	o := &Objects{}
-	err = spec.LoadAndAssign(&o.objs, &ebpf.CollectionOptions{
+	err = cs.LoadAndAssign(objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.BPFRoot},
 	})
 	if err != nil {
 		if errors.Is(err, ebpf.ErrMapIncompatible) {
-			return nil, fmt.Errorf("load datapath: a map pinned under %s does not match this agent's map (changed size or layout); "+
+			return fmt.Errorf("load datapath: a map pinned under %s does not match this agent's map (changed size or layout); "+
 				"remove the stale pin (the datapath loses its state until the agent restores it): %w", opts.BPFRoot, err)
 		}
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return nil, fmt.Errorf("load datapath: verifier rejected program: %+v", ve)
+			return fmt.Errorf("load datapath: verifier rejected program: %+v", ve)
 		}
-		return nil, fmt.Errorf("load datapath: %w", err)
+		return fmt.Errorf("load datapath: %w", err)
 	}
-	o.FromContainer = o.objs.CilFromContainer
-	o.ToContainer = o.objs.CilToContainer
-	o.Endpoints = maps.NewEndpointMap(o.objs.SetaEndpoints)
-	o.EpStats = maps.NewEpStatsMap(o.objs.SetaEpStats)
-	o.Metrics = maps.NewMetricsMap(o.objs.SetaMetrics)
-	return o, nil
+	return nil
 }

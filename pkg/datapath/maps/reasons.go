@@ -15,6 +15,7 @@ var reasonNames = map[Reason]string{
 	Reason(bpf.LxcDropReasonDROP_INVALID_SOURCE_IP): "Invalid source ip",
 	Reason(bpf.LxcDropReasonDROP_INVALID_PACKET):    "Invalid packet",
 	Reason(bpf.LxcDropReasonDROP_REDIRECT_FAILED):   "Redirect to endpoint failed",
+	Reason(bpf.LxcDropReasonDROP_UNKNOWN_ENDPOINT):  "No endpoint for destination",
 }
 
 func (r Reason) String() string {

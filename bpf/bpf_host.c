@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The node program, attached once per node.
+ *
+ *   cil_from_host: ingress of seta_net, i.e. packets the host stack routed
+ *                  out of seta_host towards a local endpoint.
+ *
+ * The node has a /32 (/128) route per endpoint address via seta_host, so
+ * everything the node sends or forwards to a local pod (its own traffic, and
+ * traffic from other nodes) comes through here. The program finds the
+ * endpoint, rewrites the MACs as the pod's gateway would, counts the packet
+ * and hands it to the pod's eth0 with bpf_redirect_peer. */
+
+#include "lib/common.h"
+#include "lib/drop.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/l3.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+SEC("tc")
+int cil_from_host(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct endpoint_info *ep;
+	struct endpoint_key key;
+	__u32 len = skb->len;
+
+	switch (skb->protocol) {
+	case bpf_htons(ETH_P_IP): {
+		struct iphdr *ip4 = data + ETH_HLEN;
+
+		if ((void *)(ip4 + 1) > data_end)
+			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
+		key_from_ipv4(&key, ip4->daddr);
+		break;
+	}
+	case bpf_htons(ETH_P_IPV6): {
+		struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
+		key_from_ipv6(&key, &ip6->daddr);
+		break;
+	}
+	default:
+		/* Neighbour discovery and the like from seta_host itself. */
+		return CTX_ACT_OK;
+	}
+	ep = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (!ep) {
+		/* A route to an address that is no endpoint (any more): the
+		 * agent removes such routes, so this is a race with a delete. */
+		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
+	}
+	if (rewrite_l2(skb, ep) < 0)
+		return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
+	account_endpoint(ep->id, len, DIR_INGRESS);
+	update_metrics(len, DIR_INGRESS, REASON_FORWARDED);
+	int ret = bpf_redirect_peer(ep->ifindex, 0);
+	if (ret != CTX_ACT_REDIRECT)
+		update_metrics(len, DIR_INGRESS, DROP_REDIRECT_FAILED);
+	return ret;
+}
