@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,7 +145,55 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 			return st, err
 		}
 	}
+	if err := ensureNodeRoutes(st, o.Out); err != nil {
+		return st, err
+	}
 	return st, st.Save()
+}
+
+// ensureNodeRoutes gives every node a route to every other node's pod CIDRs
+// via that node's underlay address (direct routing, as Cilium's
+// auto-direct-node-routes does). A packet for a remote pod leaves the pod,
+// finds no local endpoint, and the node's stack forwards it over the
+// underlay; the receiving node routes it to seta_host, and the from-host
+// program delivers it.
+func ensureNodeRoutes(st *State, out io.Writer) error {
+	if len(st.Nodes) < 2 {
+		return nil
+	}
+	for _, n := range st.Nodes {
+		err := inNetNS(n.NetNS, func() error {
+			eth0, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			for _, peer := range st.Nodes {
+				if peer == n {
+					continue
+				}
+				for _, r := range []struct{ cidr, via string }{{peer.PodCIDRv4, peer.UnderlayIP}, {peer.PodCIDRv6, peer.UnderlayIP6}} {
+					_, dst, err := net.ParseCIDR(r.cidr)
+					if err != nil {
+						return err
+					}
+					gw, _, err := net.ParseCIDR(r.via)
+					if err != nil {
+						return err
+					}
+					route := &netlink.Route{LinkIndex: eth0.Attrs().Index, Dst: dst, Gw: gw}
+					if err := netlink.RouteReplace(route); err != nil {
+						return fmt.Errorf("route %s via %s on %s: %w", r.cidr, gw, n.Name, err)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	step(out, "routes: every node reaches every other node's pod CIDRs over the underlay")
+	return nil
 }
 
 func newNode(st *State, i int) *Node {
@@ -171,7 +220,11 @@ func ensureUnderlay(st *State, out io.Writer) error {
 		}
 		br, err := netlink.LinkByName("br0")
 		if err != nil {
-			if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
+			// No multicast snooping: it drops IPv6 neighbour solicitations
+			// to groups the bridge has not seen a report for yet, which
+			// stalls the first packets between nodes for seconds.
+			snoop := false
+			if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}, MulticastSnooping: &snoop}); err != nil {
 				return fmt.Errorf("create underlay bridge: %w", err)
 			}
 			if br, err = netlink.LinkByName("br0"); err != nil {
@@ -228,6 +281,12 @@ func ensureNode(st *State, n *Node, i int, out io.Writer) error {
 		return err
 	}
 	err = inNetNS(n.NetNS, func() error {
+		// The underlay is a lab bridge with nothing else on it: skip
+		// duplicate address detection, so IPv6 (link-local included) works
+		// the moment the node is up rather than a second or two later.
+		for _, k := range []string{"all", "default", "eth0"} {
+			os.WriteFile("/proc/sys/net/ipv6/conf/"+k+"/accept_dad", []byte("0"), 0o644)
+		}
 		for _, name := range []string{"lo", "eth0"} {
 			l, err := netlink.LinkByName(name)
 			if err != nil {

@@ -339,3 +339,36 @@ func TestPrivilegedLabDownRemovesEverything(t *testing.T) {
 		t.Errorf("second down: %s", out)
 	}
 }
+
+func TestPrivilegedLabTwoNodes(t *testing.T) {
+	l := newLab(t, "--nodes", "2")
+	l.must("lab", "pod", "run", "a", "--node", "node1", "--", "seta-nettool", "serve")
+	l.must("lab", "pod", "run", "b", "--node", "node2", "--", "seta-nettool", "serve")
+	pods := l.pods()
+	a, b := pods["a"], pods["b"]
+	if a.Node != "node1" || b.Node != "node2" {
+		t.Fatalf("pods on the wrong nodes: %+v", pods)
+	}
+	l.waitServer("a", hostport(b.IPv4, "7000"))
+	for _, c := range []struct{ from, to string }{{"a", b.IPv4}, {"a", b.IPv6}, {"b", a.IPv4}, {"b", a.IPv6}} {
+		// The very first packet must get through at once: -W 1, no retries.
+		if out, err := l.exec(c.from, "ping", "-c", "1", "-W", "1", c.to); err != nil {
+			t.Errorf("ICMP %s -> %s: %v\n%s", c.from, c.to, err, out)
+		}
+		if out, err := l.exec(c.from, "seta-nettool", "tcp", hostport(c.to, "7000")); err != nil {
+			t.Errorf("TCP %s -> %s: %v\n%s", c.from, c.to, err, out)
+		}
+		if out, err := l.exec(c.from, "seta-nettool", "udp", hostport(c.to, "7001")); err != nil {
+			t.Errorf("UDP %s -> %s: %v\n%s", c.from, c.to, err, out)
+		}
+	}
+	// Each node's agent only knows its own pod.
+	for _, n := range []string{"node1", "node2"} {
+		sock := "/run/seta/lab/" + l.Name + "/nodes/" + n + "/agent.sock"
+		var eps []json.RawMessage
+		json.Unmarshal([]byte(l.must("--socket", sock, "endpoint", "list", "-o", "json")), &eps)
+		if len(eps) != 1 {
+			t.Errorf("%s has %d endpoints, want 1", n, len(eps))
+		}
+	}
+}
