@@ -81,3 +81,14 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// The example in docs/ must stay a valid configuration.
+func TestExampleConfig(t *testing.T) {
+	c, err := parse(t, "--config-file", "../../docs/agent-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.NodeName != "node1" || c.IPv6PodCIDR != "fd00:5e7a:0:1::/64" {
+		t.Errorf("unexpected %+v", c)
+	}
+}
