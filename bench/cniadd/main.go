@@ -35,6 +35,7 @@ import (
 const labName = "bench"
 
 type result struct {
+	AttachMode  string    `json:"attachMode"`
 	Pods        int       `json:"pods"`
 	Parallel    int       `json:"parallel"`
 	AddP50Ms    float64   `json:"addP50Ms"`
@@ -87,11 +88,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "cniadd:", err)
 		return 1
 	}
-	fmt.Printf("attach mode: %s\n", *attachMode)
-	fmt.Printf("| pods | parallel | ADD p50 | ADD p99 | ADD max | DEL p50 | DEL p99 | agent RSS idle | agent RSS with %d pods |\n", res.Pods)
-	fmt.Printf("|---|---|---|---|---|---|---|---|---|\n")
-	fmt.Printf("| %d | %d | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f ms | %.1f MB | %.1f MB |\n",
-		res.Pods, res.Parallel, res.AddP50Ms, res.AddP99Ms, res.AddMaxMs, res.DelP50Ms, res.DelP99Ms, res.RSSIdleMB, res.RSSLoadedMB)
+	fmt.Printf("| attach | pods | parallel | ADD p50 | ADD p99 | ADD max | ADDs/s | DEL p50 | DEL p99 | agent RSS idle | agent RSS with %d pods |\n", res.Pods)
+	fmt.Printf("|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Printf("| %s | %d | %d | %.1f ms | %.1f ms | %.1f ms | %.0f | %.1f ms | %.1f ms | %.1f MB | %.1f MB |\n",
+		res.AttachMode, res.Pods, res.Parallel, res.AddP50Ms, res.AddP99Ms, res.AddMaxMs, float64(res.Pods)/res.WallAddS,
+		res.DelP50Ms, res.DelP99Ms, res.RSSIdleMB, res.RSSLoadedMB)
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
@@ -133,6 +134,9 @@ func measure(ctx context.Context, st *lab.State, n, parallel int) (*result, erro
 	res := &result{Pods: n, Parallel: parallel, CPUs: runtime.NumCPU(), When: time.Now().UTC()}
 	res.Kernel = kernel()
 	res.RSSIdleMB = rssMB(node.Agent.PID)
+	if s, err := client.New(node.Socket, 5*time.Second).Status(ctx); err == nil {
+		res.AttachMode = s.Datapath.Mode
+	}
 
 	run := func(op func(context.Context, podRef) error) ([]time.Duration, time.Duration, error) {
 		lat := make([]time.Duration, n)

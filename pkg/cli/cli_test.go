@@ -41,10 +41,10 @@ func (a *fakeAgent) requests() []string {
 }
 
 func fixtureStatus() v1.Status {
-	var feats []probe.Feature
+	var feats []v1.Feature
 	for i, n := range []string{probe.FeatSchedCLS, probe.FeatHashMap, probe.FeatPerCPUHash, probe.FeatLPMTrie,
 		probe.FeatRingBuf, probe.FeatRedirectPeer, probe.FeatKernelBTF, probe.FeatTCX} {
-		feats = append(feats, probe.Feature{Name: n, Status: probe.Supported, Required: i < 3, MinKernel: "5." + string(rune('0'+i))})
+		feats = append(feats, v1.Feature{Name: n, Status: v1.FeatureSupported, Required: i < 3, MinKernel: "5." + string(rune('0'+i))})
 	}
 	return v1.Status{
 		Version:   "v0.1.0-test",
@@ -181,7 +181,7 @@ func TestStatusTable(t *testing.T) {
 func TestStatusMissingFeature(t *testing.T) {
 	a := startAgent(t)
 	a.status.Datapath.Mode = "clsact"
-	a.status.Datapath.Features[7].Status = probe.Missing
+	a.status.Datapath.Features[7].Status = v1.FeatureMissing
 	out := mustRun(t, "status", "--socket", a.socket)
 	wantContains(t, "status", out, "clsact", "7 supported, 1 missing", "optional missing: "+probe.FeatTCX)
 }
@@ -195,7 +195,7 @@ func TestStatusJSON(t *testing.T) {
 		NodeName string `json:"nodeName"`
 		Datapath struct {
 			Mode     string          `json:"mode"`
-			Features []probe.Feature `json:"features"`
+			Features []v1.Feature `json:"features"`
 		} `json:"datapath"`
 		IPAM []ipam.PoolStatus `json:"ipam"`
 	}

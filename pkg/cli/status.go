@@ -10,7 +10,6 @@ import (
 
 	v1 "github.com/seta-net/seta/pkg/api/v1"
 	"github.com/seta-net/seta/pkg/cli/output"
-	"github.com/seta-net/seta/pkg/datapath/probe"
 )
 
 // statusView is the output of `seta status`: the agent's status plus where
@@ -131,7 +130,7 @@ func uptime(s v1.Status) string {
 
 // featureSummary is the compact form, e.g. "8 supported, 0 missing" or
 // "7 supported, 1 missing (optional: tcx attachment) (--verbose for details)".
-func featureSummary(fs []probe.Feature, hint bool) string {
+func featureSummary(fs []v1.Feature, hint bool) string {
 	if len(fs) == 0 {
 		return "not reported"
 	}
@@ -139,10 +138,10 @@ func featureSummary(fs []probe.Feature, hint bool) string {
 	var notes []string
 	for _, f := range fs {
 		switch f.Status {
-		case probe.Supported:
+		case v1.FeatureSupported:
 			ok++
 			continue
-		case probe.Missing:
+		case v1.FeatureMissing:
 			missing++
 		default:
 			unknown++
@@ -166,7 +165,7 @@ func featureSummary(fs []probe.Feature, hint bool) string {
 	return s
 }
 
-func featureTable(t *output.Tab, fs []probe.Feature) {
+func featureTable(t *output.Tab, fs []v1.Feature) {
 	t.Row("FEATURE", "STATUS", "REQUIRED", "MIN KERNEL", "DETAIL")
 	for _, f := range fs {
 		req := "no"

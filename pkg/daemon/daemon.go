@@ -70,11 +70,15 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 
 	status := func() v1.Status {
 		rep := dp.Features()
+		feats := make([]v1.Feature, 0, len(rep.Features))
+		for _, f := range rep.Features {
+			feats = append(feats, v1.Feature{Name: f.Name, Status: string(f.Status), Required: f.Required, MinKernel: f.MinKernel, Detail: f.Detail})
+		}
 		return v1.Status{
 			Version: version.String(), NodeName: cfg.NodeName, StartedAt: started.UTC(),
 			Uptime: time.Since(started).Round(time.Second).String(), Endpoints: mgr.Count(),
 			IPAM:     pools.Status(),
-			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: rep.Features, BPFRoot: cfg.BPFRoot},
+			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: feats, BPFRoot: cfg.BPFRoot},
 		}
 	}
 	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg})

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/seta-net/seta/pkg/config"
-	"github.com/seta-net/seta/pkg/datapath/probe"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/ipam"
 )
@@ -40,13 +39,31 @@ type Health struct {
 	Status string `json:"status"`
 }
 
+// Feature probe outcomes, as in Feature.Status.
+const (
+	FeatureSupported    = "supported"
+	FeatureMissing      = "missing"
+	FeatureInconclusive = "inconclusive"
+)
+
+// Feature is the outcome of one kernel feature probe.
+type Feature struct {
+	Name string `json:"name"`
+	// Status is supported, missing or inconclusive.
+	Status   string `json:"status"`
+	Required bool   `json:"required"`
+	// MinKernel is the first Linux version that has the feature.
+	MinKernel string `json:"minKernel"`
+	Detail    string `json:"detail,omitempty"`
+}
+
 // DatapathStatus describes the kernel side.
 type DatapathStatus struct {
 	// Mode is how programs attach: tcx or clsact.
-	Mode     string          `json:"mode"`
-	Kernel   string          `json:"kernel"`
-	Features []probe.Feature `json:"features"`
-	BPFRoot  string          `json:"bpfRoot"`
+	Mode     string    `json:"mode"`
+	Kernel   string    `json:"kernel"`
+	Features []Feature `json:"features"`
+	BPFRoot  string    `json:"bpfRoot"`
 }
 
 // Status is GET /v1/status.
