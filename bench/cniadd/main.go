@@ -30,6 +30,7 @@ import (
 
 	"github.com/seta-net/seta/pkg/client"
 	"github.com/seta-net/seta/pkg/lab"
+	"github.com/seta-net/seta/pkg/nsutil"
 )
 
 const labName = "bench"
@@ -118,17 +119,17 @@ func measure(ctx context.Context, st *lab.State, n, parallel int) (*result, erro
 	refs := make([]podRef, n)
 	for i := range refs {
 		name := fmt.Sprintf("seta-%s-pod-%010x", labName, i)
-		if err := lab.CreateNetNS(name); err != nil {
+		if err := nsutil.Create(name); err != nil {
 			return nil, err
 		}
 		refs[i] = podRef{netns: name, rt: &libcni.RuntimeConf{
-			ContainerID: fmt.Sprintf("bench-%04d", i), NetNS: lab.NetNSPath(name), IfName: "eth0",
+			ContainerID: fmt.Sprintf("bench-%04d", i), NetNS: nsutil.Path(name), IfName: "eth0",
 			Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "bench"}, {"K8S_POD_NAME", fmt.Sprintf("pod-%d", i)}},
 		}}
 	}
 	defer func() {
 		for _, r := range refs {
-			lab.DeleteNetNS(r.netns)
+			nsutil.Delete(r.netns)
 		}
 	}()
 	res := &result{Pods: n, Parallel: parallel, CPUs: runtime.NumCPU(), When: time.Now().UTC()}

@@ -194,7 +194,7 @@ func TestStatusJSON(t *testing.T) {
 		Health   string `json:"health"`
 		NodeName string `json:"nodeName"`
 		Datapath struct {
-			Mode     string          `json:"mode"`
+			Mode     string       `json:"mode"`
 			Features []v1.Feature `json:"features"`
 		} `json:"datapath"`
 		IPAM []ipam.PoolStatus `json:"ipam"`

@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/seta-net/seta/pkg/client"
+	"github.com/seta-net/seta/pkg/nsutil"
 )
 
 // MaxNodes is how many nodes one lab may have.
@@ -162,7 +163,7 @@ func ensureNodeRoutes(st *State, out io.Writer) error {
 		return nil
 	}
 	for _, n := range st.Nodes {
-		err := inNetNS(n.NetNS, func() error {
+		err := nsutil.Do(nsutil.Path(n.NetNS), func() error {
 			eth0, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
@@ -211,10 +212,10 @@ func newNode(st *State, i int) *Node {
 
 // ensureUnderlay creates the underlay namespace and its bridge.
 func ensureUnderlay(st *State, out io.Writer) error {
-	if err := createNetNS(st.UnderlayNS); err != nil {
+	if err := nsutil.Create(st.UnderlayNS); err != nil {
 		return err
 	}
-	err := inNetNS(st.UnderlayNS, func() error {
+	err := nsutil.Do(nsutil.Path(st.UnderlayNS), func() error {
 		if lo, err := netlink.LinkByName("lo"); err == nil {
 			netlink.LinkSetUp(lo)
 		}
@@ -242,7 +243,7 @@ func ensureUnderlay(st *State, out io.Writer) error {
 
 // ensureNode creates the node namespace and its link to the underlay.
 func ensureNode(st *State, n *Node, i int, out io.Writer) error {
-	if err := createNetNS(n.NetNS); err != nil {
+	if err := nsutil.Create(n.NetNS); err != nil {
 		return err
 	}
 	peer := fmt.Sprintf("%s-n%d", st.Name, i)
@@ -251,11 +252,11 @@ func ensureNode(st *State, n *Node, i int, out io.Writer) error {
 	}
 	// The veth is created inside the underlay namespace, with its node end
 	// moved straight into the node's namespace as eth0.
-	err := inNetNS(st.UnderlayNS, func() error {
+	err := nsutil.Do(nsutil.Path(st.UnderlayNS), func() error {
 		if _, err := netlink.LinkByName(peer); err == nil {
 			return nil
 		}
-		nodeNS, err := os.Open(netnsPath(n.NetNS))
+		nodeNS, err := os.Open(nsutil.Path(n.NetNS))
 		if err != nil {
 			return err
 		}
@@ -280,7 +281,7 @@ func ensureNode(st *State, n *Node, i int, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = inNetNS(n.NetNS, func() error {
+	err = nsutil.Do(nsutil.Path(n.NetNS), func() error {
 		// The underlay is a lab bridge with nothing else on it: skip
 		// duplicate address detection, so IPv6 (link-local included) works
 		// the moment the node is up rather than a second or two later.
@@ -341,7 +342,7 @@ func ensureAgent(ctx context.Context, st *State, n *Node, extra []string, out io
 	cmd := exec.Command(st.AgentBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := startInNetNS(n.NetNS, cmd); err != nil {
+	if err := nsutil.Start(nsutil.Path(n.NetNS), cmd); err != nil {
 		return fmt.Errorf("start seta-agent for %s: %w", n.Name, err)
 	}
 	n.Agent = procOf(cmd.Process.Pid)
@@ -423,7 +424,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		}
 	}
 	for _, ns := range labNetNS(o.Name) {
-		if err := deleteNetNS(ns); err != nil {
+		if err := nsutil.Delete(ns); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -445,7 +446,7 @@ func Down(ctx context.Context, o DownOptions) error {
 
 // labNetNS lists the named namespaces that belong to a lab.
 func labNetNS(name string) []string {
-	ents, err := os.ReadDir(netnsDir)
+	ents, err := os.ReadDir(nsutil.Dir)
 	if err != nil {
 		return nil
 	}

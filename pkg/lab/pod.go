@@ -19,6 +19,8 @@ import (
 
 	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/seta-net/seta/pkg/nsutil"
 )
 
 // NetworkName is the CNI network name lab pods attach to.
@@ -74,7 +76,7 @@ func CNI(st *State) *libcni.CNIConfig {
 func runtimeConf(p *Pod) *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{
 		ContainerID: p.ContainerID,
-		NetNS:       netnsPath(p.NetNS),
+		NetNS:       nsutil.Path(p.NetNS),
 		IfName:      "eth0",
 		Args: [][2]string{
 			{"IgnoreUnknown", "1"},
@@ -159,17 +161,17 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 		NetNS: podNetNSName(o.Lab, o.Namespace, o.Name), ContainerID: hex.EncodeToString(id),
 		Labels: o.Labels, Command: o.Command,
 	}
-	if err := createNetNS(p.NetNS); err != nil {
+	if err := nsutil.Create(p.NetNS); err != nil {
 		return nil, err
 	}
 	confList, err := CNIConfList(node, p.Labels)
 	if err != nil {
-		deleteNetNS(p.NetNS)
+		nsutil.Delete(p.NetNS)
 		return nil, err
 	}
 	res, err := CNI(st).AddNetworkList(ctx, confList, runtimeConf(p))
 	if err != nil {
-		deleteNetNS(p.NetNS)
+		nsutil.Delete(p.NetNS)
 		return nil, fmt.Errorf("attach pod %s through seta-cni: %w", p.Key(), err)
 	}
 	r, err := current.NewResultFromResult(res)
@@ -212,7 +214,7 @@ func startPodCommand(st *State, p *Pod) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "POD_NAME="+p.Name, "POD_NAMESPACE="+p.Namespace, "POD_IP="+p.IPv4, "POD_IPV6="+p.IPv6)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := startInNetNS(p.NetNS, cmd); err != nil {
+	if err := nsutil.Start(nsutil.Path(p.NetNS), cmd); err != nil {
 		return fmt.Errorf("start pod command: %w", err)
 	}
 	p.Proc = procOf(cmd.Process.Pid)
@@ -236,7 +238,7 @@ func teardownPod(ctx context.Context, st *State, p *Pod) error {
 			cancel()
 		}
 	}
-	if err := deleteNetNS(p.NetNS); err != nil {
+	if err := nsutil.Delete(p.NetNS); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -289,7 +291,7 @@ func ExecPod(lab, namespace, name string, argv []string, stdin io.Reader, stdout
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	cmd.Env = append(os.Environ(), "POD_NAME="+p.Name, "POD_NAMESPACE="+p.Namespace, "POD_IP="+p.IPv4, "POD_IPV6="+p.IPv6)
-	if err := startInNetNS(p.NetNS, cmd); err != nil {
+	if err := nsutil.Start(nsutil.Path(p.NetNS), cmd); err != nil {
 		return 0, fmt.Errorf("pod exec: %w", err)
 	}
 	err = cmd.Wait()

@@ -9,10 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 
-	"github.com/vishvananda/netns"
+	"github.com/seta-net/seta/pkg/nsutil"
 )
 
 // PrivilegedEnv must be set to 1 to run privileged tests.
@@ -49,54 +48,17 @@ type NetNS struct {
 func NewNetNS(tb testing.TB, prefix string) *NetNS {
 	tb.Helper()
 	name := RandName(prefix)
-	runtime.LockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		runtime.UnlockOSThread()
-		tb.Fatalf("get netns: %v", err)
+	if err := nsutil.Create(name); err != nil {
+		tb.Fatal(err)
 	}
-	h, err := netns.NewNamed(name)
-	if err != nil {
-		orig.Close()
-		runtime.UnlockOSThread()
-		tb.Fatalf("create netns %s: %v", name, err)
-	}
-	h.Close()
-	if err := netns.Set(orig); err != nil {
-		// Leave the thread locked: Go will throw it away.
-		tb.Fatalf("restore netns: %v", err)
-	}
-	orig.Close()
-	runtime.UnlockOSThread()
-	ns := &NetNS{Name: name, Path: filepath.Join("/run/netns", name)}
-	tb.Cleanup(func() { netns.DeleteNamed(name) })
-	return ns
+	tb.Cleanup(func() { nsutil.Delete(name) })
+	return &NetNS{Name: name, Path: nsutil.Path(name)}
 }
 
 // Do runs fn on a thread inside the namespace.
 func (n *NetNS) Do(tb testing.TB, fn func() error) error {
 	tb.Helper()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromPath(n.Path)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	ferr := fn()
-	if err := netns.Set(orig); err != nil {
-		runtime.LockOSThread() // discard the thread
-		tb.Fatalf("restore netns: %v", err)
-	}
-	return ferr
+	return nsutil.Do(n.Path, fn)
 }
 
 // Run runs a command inside the namespace and returns its combined output.
