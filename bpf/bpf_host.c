@@ -7,14 +7,18 @@
  * The node has a /32 (/128) route per endpoint address via seta_host, so
  * everything the node sends or forwards to a local pod (its own traffic, and
  * traffic from other nodes) comes through here. The program finds the
- * endpoint, rewrites the MACs as the pod's gateway would, counts the packet
- * and hands it to the pod's eth0 with bpf_redirect_peer. */
+ * endpoint, applies its ingress policy (unless the packet answers a
+ * connection the pod opened), rewrites the MACs as the pod's gateway would,
+ * counts the packet and hands it to the pod's eth0 with bpf_redirect_peer. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/l3.h"
+#include "lib/l4.h"
+#include "lib/policy.h"
+#include "lib/enforce.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -25,7 +29,10 @@ int cil_from_host(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct endpoint_info *ep;
 	struct endpoint_key key;
+	struct ct_key t = {};
+	struct l4_info l = {};
 	__u32 len = skb->len;
+	__u32 src_id;
 
 	switch (skb->protocol) {
 	case bpf_htons(ETH_P_IP): {
@@ -34,6 +41,14 @@ int cil_from_host(struct __sk_buff *skb)
 		if ((void *)(ip4 + 1) > data_end)
 			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
 		key_from_ipv4(&key, ip4->daddr);
+		t.family = ADDR_FAMILY_IPV4;
+		__builtin_memcpy(t.saddr, &ip4->saddr, 4);
+		__builtin_memcpy(t.daddr, &ip4->daddr, 4);
+		src_id = ipcache_identity4(ip4->saddr);
+		if (!(ip4->frag_off & bpf_htons(0x1fff)))
+			parse_l4(skb, ETH_HLEN + ip4->ihl * 4, ip4->protocol, 0, &t, &l);
+		else
+			t.proto = l.proto = ip4->protocol;
 		break;
 	}
 	case bpf_htons(ETH_P_IPV6): {
@@ -42,6 +57,11 @@ int cil_from_host(struct __sk_buff *skb)
 		if ((void *)(ip6 + 1) > data_end)
 			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
 		key_from_ipv6(&key, &ip6->daddr);
+		t.family = ADDR_FAMILY_IPV6;
+		__builtin_memcpy(t.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(t.daddr, &ip6->daddr, 16);
+		src_id = ipcache_identity6(&ip6->saddr);
+		parse_l4(skb, ETH_HLEN + sizeof(struct ipv6hdr), ip6->nexthdr, 1, &t, &l);
 		break;
 	}
 	default:
@@ -54,12 +74,18 @@ int cil_from_host(struct __sk_buff *skb)
 		 * agent removes such routes, so this is a race with a delete. */
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
+	if (!l.related && !ct_is_reply(&t, l.closing)) {
+		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, &l, &t) < 0)
+			return CTX_ACT_DROP;
+		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, &l, &t) < 0)
+			return CTX_ACT_DROP;
+	}
 	if (rewrite_l2(skb, ep) < 0)
 		return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
 	account_endpoint(ep->id, len, DIR_INGRESS);
 	update_metrics(len, DIR_INGRESS, REASON_FORWARDED);
 	int ret = bpf_redirect_peer(ep->ifindex, 0);
 	if (ret != CTX_ACT_REDIRECT)
-		update_metrics(len, DIR_INGRESS, DROP_REDIRECT_FAILED);
+		update_metrics(len, DIR_INGRESS, DROP_UNROUTABLE);
 	return ret;
 }

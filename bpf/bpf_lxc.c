@@ -9,6 +9,10 @@
  * seta_net. Each tcx attachment costs an RCU grace period under RTNL, so one
  * program per endpoint instead of two halves the cost of creating a pod.
  *
+ * Every packet that is not a reply of a tracked connection is checked
+ * against the egress policy of the sending endpoint and, when the receiver
+ * is a local endpoint, its ingress policy (lib/enforce.h).
+ *
  * Packets between two endpoints of this node never reach the host stack:
  * from-container rewrites the MACs, decrements TTL and hands the packet
  * straight to the destination's eth0 with bpf_redirect_peer. Everything else
@@ -20,18 +24,24 @@
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/l3.h"
+#include "lib/l4.h"
+#include "lib/policy.h"
+#include "lib/enforce.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
-/* The enums shared with Go are only used as constants, which leaves them out
- * of BTF; this read-only anchor keeps them in, so bpf2go -type generates the
- * Go mirror from this one source. */
-struct shared_enums {
+/* The enums shared with Go are only used as constants, and the event struct
+ * only as ring buffer payload, which leaves them out of BTF; this read-only
+ * anchor keeps them in, so bpf2go generates the Go mirror from this one
+ * source. */
+struct shared_types {
 	enum drop_reason reason;
 	enum addr_family family;
 	enum traffic_dir dir;
+	enum event_type event;
+	struct datapath_event ev;
 };
-const volatile struct shared_enums seta_shared_enums __attribute__((used));
+const volatile struct shared_types seta_shared_types __attribute__((used));
 
 /* Delivers to a local endpoint, or returns to the caller (-1) when the
  * packet should take the stack instead. */
@@ -48,8 +58,26 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct end
 	 * target is not a veth whose peer lives in another netns. */
 	int ret = bpf_redirect_peer(dst->ifindex, 0);
 	if (ret != CTX_ACT_REDIRECT)
-		update_metrics(len, DIR_EGRESS, DROP_REDIRECT_FAILED);
+		update_metrics(len, DIR_EGRESS, DROP_UNROUTABLE);
 	return ret;
+}
+
+/* policy_packet applies policy to a packet leaving src: replies of tracked
+ * connections pass; anything else needs src's egress policy to allow the
+ * destination and, for a local destination, dst's ingress policy to allow
+ * src. Returns -1 when the packet was dropped. */
+static __always_inline int policy_packet(struct __sk_buff *skb, const struct endpoint_info *src,
+					 const struct endpoint_info *dst, __u32 dst_id,
+					 const struct ct_key *t, const struct l4_info *l)
+{
+	/* ICMP errors belong to the flow they report on. */
+	if (l->related || ct_is_reply(t, l->closing))
+		return 0;
+	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t) < 0)
+		return -1;
+	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t) < 0)
+		return -1;
+	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t);
 }
 
 static __always_inline int from_container_ipv4(struct __sk_buff *skb)
@@ -70,14 +98,34 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_SOURCE_IP);
 	account_endpoint(src->id, skb->len, DIR_EGRESS);
 
+	struct ct_key t = { .family = ADDR_FAMILY_IPV4 };
+	struct l4_info l = {};
+	__u8 ttl = ip4->ttl;
+
+	__builtin_memcpy(t.saddr, &ip4->saddr, 4);
+	__builtin_memcpy(t.daddr, &ip4->daddr, 4);
 	key_from_ipv4(&key, ip4->daddr);
+	/* Only the first fragment has the L4 header. */
+	if (!(ip4->frag_off & bpf_htons(0x1fff)))
+		parse_l4(skb, ETH_HLEN + ip4->ihl * 4, ip4->protocol, 0, &t, &l);
+	else
+		t.proto = l.proto = ip4->protocol;
+
 	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	if (!dst || ip4->ttl <= 1) {
+	if (policy_packet(skb, src, dst, dst ? dst->identity : ipcache_identity4(*(__be32 *)t.daddr), &t, &l) < 0)
+		return CTX_ACT_DROP;
+	if (!dst || ttl <= 1) {
 		/* Not a local endpoint (or the TTL runs out here, and the stack
 		 * sends the ICMP error): the host stack decides. */
 		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
 		return CTX_ACT_OK;
 	}
+	/* The checks above may have moved packet data: reload. */
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	ip4 = data + ETH_HLEN;
+	if ((void *)(ip4 + 1) > data_end)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	if (!ipv4_dec_ttl(skb, ip4))
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	return deliver_local(skb, dst);
@@ -118,12 +166,30 @@ static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_SOURCE_IP);
 	account_endpoint(src->id, skb->len, DIR_EGRESS);
 
+	struct ct_key t = { .family = ADDR_FAMILY_IPV6 };
+	struct l4_info l = {};
+	struct in6_addr daddr = ip6->daddr;
+	__u8 hlim = ip6->hop_limit;
+
+	__builtin_memcpy(t.saddr, &ip6->saddr, 16);
+	__builtin_memcpy(t.daddr, &ip6->daddr, 16);
 	key_from_ipv6(&key, &ip6->daddr);
+	/* Extension headers are not walked: such packets match on protocol
+	 * (the first next header) without ports. */
+	parse_l4(skb, ETH_HLEN + sizeof(struct ipv6hdr), ip6->nexthdr, 1, &t, &l);
+
 	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	if (!dst || ip6->hop_limit <= 1) {
+	if (policy_packet(skb, src, dst, dst ? dst->identity : ipcache_identity6(&daddr), &t, &l) < 0)
+		return CTX_ACT_DROP;
+	if (!dst || hlim <= 1) {
 		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
 		return CTX_ACT_OK;
 	}
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	ip6 = data + ETH_HLEN;
+	if ((void *)(ip6 + 1) > data_end)
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	if (!ipv6_dec_hoplimit(skb, ip6))
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	return deliver_local(skb, dst);

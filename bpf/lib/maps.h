@@ -20,10 +20,14 @@ struct endpoint_key {
 struct endpoint_info {
 	__u32 ifindex;     /* host-side veth */
 	__u16 id;          /* endpoint ID */
-	__u16 flags;       /* reserved, zero */
+	__u16 flags;       /* ENDPOINT_F_* */
 	__u8  mac[6];      /* container-side (eth0) MAC */
 	__u8  node_mac[6]; /* host-side veth MAC, the pod's gateway MAC */
+	__u32 identity;    /* security identity */
 };
+
+/* Policy verdicts are reported but nothing is dropped. */
+#define ENDPOINT_F_AUDIT 0x1
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/seta-net/seta/pkg/ipam"
+	"github.com/seta-net/seta/pkg/labels"
 )
 
 // Agent is the agent's configuration. The JSON names are the config file's
@@ -31,6 +33,24 @@ type Agent struct {
 	AttachMode      string `json:"attachMode"`
 	MTU             int    `json:"mtu"`
 	EndpointMapSize int    `json:"endpointMapSize"`
+
+	// PolicyEnforcement is default, always or never.
+	PolicyEnforcement string `json:"policyEnforcement"`
+	// PolicyAuditMode reports policy drops on every endpoint without
+	// dropping.
+	PolicyAuditMode bool `json:"policyAuditMode"`
+	// AllowLocalhost admits ingress from the node itself whatever the
+	// policy (kubelet probes), unless a deny rule matches.
+	AllowLocalhost bool `json:"allowLocalhost"`
+	// PolicyMapSize is the capacity of the policy map over all endpoints.
+	PolicyMapSize int `json:"policyMapSize"`
+	// PolicyDir is a directory of policy files the agent keeps applied.
+	PolicyDir string `json:"policyDir,omitempty"`
+	// LabelExclusions are regular expressions; labels whose key matches
+	// one do not take part in identities.
+	LabelExclusions []string `json:"labelExclusions,omitempty"`
+	// IdentityGracePeriod is how long an unused identity is kept.
+	IdentityGracePeriod string `json:"identityGracePeriod"`
 }
 
 // Default paths.
@@ -48,6 +68,8 @@ func Defaults() Agent {
 		StateDir: DefaultStateDir, APISocket: DefaultAPISocket, NodeName: host,
 		BPFRoot: DefaultBPFRoot, CgroupRoot: DefaultCgroupRoot, LogLevel: "info",
 		AttachMode: "auto", MTU: 1500, EndpointMapSize: 65535,
+		PolicyEnforcement: "default", AllowLocalhost: true, PolicyMapSize: 65536,
+		LabelExclusions: labels.DefaultExclusions, IdentityGracePeriod: "15m",
 	}
 }
 
@@ -88,6 +110,13 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.val.AttachMode, "attach-mode", d.AttachMode, "how programs attach to devices: auto (tcx if the kernel has it), tcx or clsact")
 	fs.IntVar(&f.val.MTU, "mtu", d.MTU, "MTU of pod interfaces")
 	fs.IntVar(&f.val.EndpointMapSize, "endpoint-map-size", d.EndpointMapSize, "capacity of the endpoint BPF maps (pod addresses)")
+	fs.StringVar(&f.val.PolicyEnforcement, "policy-enforcement", d.PolicyEnforcement, "default (enforce once a policy selects an endpoint), always or never")
+	fs.BoolVar(&f.val.PolicyAuditMode, "policy-audit-mode", d.PolicyAuditMode, "report policy drops on every endpoint, but drop nothing")
+	fs.BoolVar(&f.val.AllowLocalhost, "allow-localhost", d.AllowLocalhost, "always admit ingress from the node itself (kubelet probes) unless a deny rule matches")
+	fs.IntVar(&f.val.PolicyMapSize, "policy-map-size", d.PolicyMapSize, "capacity of the policy BPF map (entries over all endpoints)")
+	fs.StringVar(&f.val.PolicyDir, "policy-dir", d.PolicyDir, "directory of policy files (YAML/JSON) to keep applied; changes are picked up")
+	fs.StringSliceVar(&f.val.LabelExclusions, "label-exclusions", d.LabelExclusions, "regular expressions on label keys that do not take part in identities")
+	fs.StringVar(&f.val.IdentityGracePeriod, "identity-grace-period", d.IdentityGracePeriod, "how long an unused identity is kept before it is freed")
 	return f
 }
 
@@ -101,17 +130,24 @@ func (f *Flags) Config() (Agent, error) {
 		}
 	}
 	set := map[string]func(){
-		"state-dir":         func() { c.StateDir = f.val.StateDir },
-		"api-socket":        func() { c.APISocket = f.val.APISocket },
-		"node-name":         func() { c.NodeName = f.val.NodeName },
-		"ipv4-pod-cidr":     func() { c.IPv4PodCIDR = f.val.IPv4PodCIDR },
-		"ipv6-pod-cidr":     func() { c.IPv6PodCIDR = f.val.IPv6PodCIDR },
-		"bpf-root":          func() { c.BPFRoot = f.val.BPFRoot },
-		"cgroup-root":       func() { c.CgroupRoot = f.val.CgroupRoot },
-		"log-level":         func() { c.LogLevel = f.val.LogLevel },
-		"attach-mode":       func() { c.AttachMode = f.val.AttachMode },
-		"mtu":               func() { c.MTU = f.val.MTU },
-		"endpoint-map-size": func() { c.EndpointMapSize = f.val.EndpointMapSize },
+		"state-dir":             func() { c.StateDir = f.val.StateDir },
+		"api-socket":            func() { c.APISocket = f.val.APISocket },
+		"node-name":             func() { c.NodeName = f.val.NodeName },
+		"ipv4-pod-cidr":         func() { c.IPv4PodCIDR = f.val.IPv4PodCIDR },
+		"ipv6-pod-cidr":         func() { c.IPv6PodCIDR = f.val.IPv6PodCIDR },
+		"bpf-root":              func() { c.BPFRoot = f.val.BPFRoot },
+		"cgroup-root":           func() { c.CgroupRoot = f.val.CgroupRoot },
+		"log-level":             func() { c.LogLevel = f.val.LogLevel },
+		"attach-mode":           func() { c.AttachMode = f.val.AttachMode },
+		"mtu":                   func() { c.MTU = f.val.MTU },
+		"endpoint-map-size":     func() { c.EndpointMapSize = f.val.EndpointMapSize },
+		"policy-enforcement":    func() { c.PolicyEnforcement = f.val.PolicyEnforcement },
+		"policy-audit-mode":     func() { c.PolicyAuditMode = f.val.PolicyAuditMode },
+		"allow-localhost":       func() { c.AllowLocalhost = f.val.AllowLocalhost },
+		"policy-map-size":       func() { c.PolicyMapSize = f.val.PolicyMapSize },
+		"policy-dir":            func() { c.PolicyDir = f.val.PolicyDir },
+		"label-exclusions":      func() { c.LabelExclusions = f.val.LabelExclusions },
+		"identity-grace-period": func() { c.IdentityGracePeriod = f.val.IdentityGracePeriod },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -166,6 +202,23 @@ func (c Agent) Validate() error {
 	}
 	if c.EndpointMapSize < 16 || c.EndpointMapSize > 65535 {
 		bad("endpointMapSize", "must be between 16 and 65535, got %d", c.EndpointMapSize)
+	}
+	switch c.PolicyEnforcement {
+	case "default", "always", "never":
+	default:
+		bad("policyEnforcement", "must be default, always or never, got %q", c.PolicyEnforcement)
+	}
+	if c.PolicyMapSize < 64 || c.PolicyMapSize > 1<<24 {
+		bad("policyMapSize", "must be between 64 and 16777216, got %d", c.PolicyMapSize)
+	}
+	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
+		bad("policyDir", "must be an absolute path, got %q", c.PolicyDir)
+	}
+	if _, err := labels.NewFilter(c.LabelExclusions); err != nil {
+		bad("labelExclusions", "%v", err)
+	}
+	if d, err := time.ParseDuration(c.IdentityGracePeriod); err != nil || d < 0 {
+		bad("identityGracePeriod", "must be a duration such as 15m, got %q", c.IdentityGracePeriod)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid agent configuration: %w", errors.Join(errs...))

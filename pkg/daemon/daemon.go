@@ -17,7 +17,11 @@ import (
 	"github.com/seta-net/seta/pkg/datapath"
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/enforcer"
+	"github.com/seta-net/seta/pkg/identity"
 	"github.com/seta-net/seta/pkg/ipam"
+	"github.com/seta-net/seta/pkg/labels"
+	"github.com/seta-net/seta/pkg/policy"
 	"github.com/seta-net/seta/pkg/version"
 )
 
@@ -38,6 +42,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	}
 	dpCfg := datapath.Config{
 		BPFRoot: cfg.BPFRoot, AttachMode: cfg.AttachMode, EndpointMapSize: uint32(cfg.EndpointMapSize),
+		PolicyMapSize: uint32(cfg.PolicyMapSize), AuditMode: cfg.PolicyAuditMode,
 	}
 	if pools.V4 != nil {
 		dpCfg.GatewayV4 = pools.V4.Gateway()
@@ -64,8 +69,18 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 		perEP++
 	}
 	mgr := endpoint.NewManager(log, endpoint.Config{MTU: cfg.MTU, MaxEndpoints: cfg.EndpointMapSize / perEP}, store, pools, dp)
+
+	pol, alloc, err := buildPolicy(log, cfg, dp)
+	if err != nil {
+		return err
+	}
+	mgr.SetPolicyHook(pol)
 	if err := mgr.Restore(); err != nil {
 		return err
+	}
+	go identityLoop(ctx, log, cfg, alloc, pol)
+	if cfg.PolicyDir != "" {
+		go watchPolicyDir(ctx, log, cfg.PolicyDir, pol)
 	}
 
 	status := func() v1.Status {
@@ -81,7 +96,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: feats, BPFRoot: cfg.BPFRoot},
 		}
 	}
-	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg})
+	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc})
 	if err := srv.Listen(cfg.APISocket); err != nil {
 		return err
 	}
@@ -133,4 +148,57 @@ func buildIPAM(cfg config.Agent) (*ipam.IPAM, error) {
 		}
 	}
 	return &pools, nil
+}
+
+func buildPolicy(log *slog.Logger, cfg config.Agent, dp *datapath.Datapath) (*enforcer.Enforcer, *identity.Allocator, error) {
+	grace, _ := time.ParseDuration(cfg.IdentityGracePeriod)
+	alloc, err := identity.NewAllocator(identity.Options{StateDir: cfg.StateDir, Grace: grace})
+	if err != nil {
+		return nil, nil, err
+	}
+	filter, err := labels.NewFilter(cfg.LabelExclusions)
+	if err != nil {
+		return nil, nil, err
+	}
+	mode, err := policy.ParseMode(cfg.PolicyEnforcement)
+	if err != nil {
+		return nil, nil, err
+	}
+	pol, err := enforcer.New(log, enforcer.Config{
+		Mode: mode, AuditMode: cfg.PolicyAuditMode, AllowLocalhost: cfg.AllowLocalhost,
+		LabelFilter: filter, StateDir: cfg.StateDir,
+	}, alloc, dp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pol, alloc, nil
+}
+
+// identityLoop frees identities unused past the grace period, and
+// regenerates endpoint policy when identities come and go outside an
+// endpoint's own creation (CIDR identities, garbage collection).
+func identityLoop(ctx context.Context, log *slog.Logger, cfg config.Agent, alloc *identity.Allocator, pol *enforcer.Enforcer) {
+	changed := make(chan struct{}, 1)
+	alloc.OnChange(func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
+	tick := time.NewTicker(time.Minute)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if freed := alloc.GC(); len(freed) > 0 {
+				log.Info("Freed unused identities", "subsys", "identity", "identities", freed)
+			}
+		case <-changed:
+			if err := pol.Regenerate(); err != nil {
+				log.Warn("Regenerating endpoint policy failed", "subsys", "policy", "error", err)
+			}
+		}
+	}
 }

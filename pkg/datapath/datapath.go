@@ -20,6 +20,7 @@ import (
 	"github.com/seta-net/seta/pkg/datapath/maps"
 	"github.com/seta-net/seta/pkg/datapath/probe"
 	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/identity"
 )
 
 // Config of the datapath.
@@ -33,6 +34,11 @@ type Config struct {
 	EndpointMapSize uint32
 	// Gateways of the pod CIDRs; an invalid one means that family is off.
 	GatewayV4, GatewayV6 netip.Addr
+	// PolicyMapSize is the capacity of the policy map.
+	PolicyMapSize uint32
+	// AuditMode makes every endpoint report policy drops instead of
+	// dropping (agent-wide policy audit mode).
+	AuditMode bool
 }
 
 // Datapath is the loaded datapath.
@@ -64,7 +70,7 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up node: %w", err)
 	}
-	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize})
+	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize, PolicyMapSize: cfg.PolicyMapSize})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +168,7 @@ func (d *Datapath) program(ep *endpoint.Endpoint, lk linux.Link) error {
 	if err := d.objs.EpStats.Init(ep.ID); err != nil {
 		return err
 	}
-	info := maps.NewEndpointInfo(ep.ID, lk.HostIfIndex, lk.PodMAC, lk.HostMAC)
+	info := maps.NewEndpointInfo(ep.ID, lk.HostIfIndex, lk.PodMAC, lk.HostMAC, ep.Identity, ep.PolicyAudit || d.cfg.AuditMode)
 	for _, a := range ep.Addrs() {
 		if err := d.objs.Endpoints.Upsert(a, info); err != nil {
 			return err
@@ -303,3 +309,5 @@ func (d *Datapath) Stats(ep *endpoint.Endpoint) (endpoint.Stats, error) {
 	s, _, err := d.objs.EpStats.Get(ep.ID)
 	return endpoint.Stats(s), err
 }
+
+func identityOf(v uint32) identity.ID { return identity.ID(v) }

@@ -13,6 +13,7 @@ import (
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/maps"
 	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/policy"
 	"github.com/seta-net/seta/pkg/testutils"
 )
 
@@ -62,10 +63,23 @@ func (f *fixture) endpoint(t *testing.T, dp *datapath.Datapath, id uint16) (*end
 		IPv6:      netip.MustParseAddr("fd00:77::" + string(rune('0'+id+1))),
 		GatewayV4: gw4, GatewayV6: gw6,
 	}
+	// No policy: allow everything, as the enforcer does for an endpoint no
+	// policy selects.
+	allowAll(t, dp, id)
 	if err := f.node.Do(t, func() error { return dp.SetupEndpoint(ep) }); err != nil {
 		t.Fatalf("setup endpoint %d: %v", id, err)
 	}
 	return ep, pod
+}
+
+func allowAll(t *testing.T, dp *datapath.Datapath, id uint16) {
+	t.Helper()
+	err := dp.WritePolicy(id, policy.Update{Upsert: map[policy.Key]policy.Value{
+		{Dir: policy.Ingress}: {}, {Dir: policy.Egress}: {},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 func ping(t *testing.T, ns *testutils.NetNS, dst netip.Addr) error {

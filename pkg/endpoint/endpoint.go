@@ -38,6 +38,16 @@ type Endpoint struct {
 	GatewayV4 netip.Addr `json:"gatewayV4,omitzero"`
 	GatewayV6 netip.Addr `json:"gatewayV6,omitzero"`
 
+	// Identity is the security identity of the endpoint's labels.
+	Identity uint32 `json:"identity,omitempty"`
+	// SecurityLabels are the labels the identity stands for: the
+	// endpoint's labels with sources, filtered, plus its namespace.
+	SecurityLabels []string `json:"securityLabels,omitempty"`
+	// PolicyAudit makes the datapath report policy drops but drop nothing.
+	PolicyAudit bool `json:"policyAudit,omitempty"`
+	// Policy is the policy the datapath enforces for the endpoint.
+	Policy *PolicyStatus `json:"policy,omitempty"`
+
 	HostIfName  string `json:"hostIfName"`
 	HostIfIndex int    `json:"hostIfIndex"`
 	HostMAC     string `json:"hostMAC"`
@@ -46,6 +56,17 @@ type Endpoint struct {
 
 	State     State     `json:"state"`
 	CreatedAt time.Time `json:"createdAt"`
+}
+
+// PolicyStatus says how policy applies to an endpoint.
+type PolicyStatus struct {
+	// Ingress and Egress enforcement: "enabled", "disabled" or "audit".
+	Ingress string `json:"ingress"`
+	Egress  string `json:"egress"`
+	// Revision of the policy repository the datapath runs for it.
+	Revision uint64 `json:"revision"`
+	// Policies that select the endpoint.
+	Policies []string `json:"policies,omitempty"`
 }
 
 // Key is the runtime's name for an attachment: container ID and interface.

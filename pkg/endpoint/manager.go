@@ -43,6 +43,21 @@ type Datapath interface {
 	Stats(ep *Endpoint) (Stats, error)
 }
 
+// PolicyHook gives endpoints their identity and policy. The manager calls
+// it around the datapath so that an endpoint's policy is in place before its
+// first packet and removed after its last.
+type PolicyHook interface {
+	// Prepare runs for a new endpoint before its datapath is set up; it
+	// sets ep.Identity and ep.SecurityLabels.
+	Prepare(ep *Endpoint) error
+	// Restore does the same for an endpoint restored after a restart.
+	Restore(ep *Endpoint) error
+	// RestoreDone runs once every endpoint is restored.
+	RestoreDone() error
+	// Remove runs after an endpoint's datapath is gone.
+	Remove(ep *Endpoint)
+}
+
 // Config of the manager.
 type Config struct {
 	MTU int
@@ -57,6 +72,8 @@ type Manager struct {
 	store *Store
 	ipam  *ipam.IPAM
 	dp    Datapath
+
+	hook PolicyHook
 
 	mu     sync.Mutex
 	eps    map[uint16]*Endpoint
@@ -74,6 +91,9 @@ func NewManager(log *slog.Logger, cfg Config, store *Store, pools *ipam.IPAM, dp
 		eps: map[uint16]*Endpoint{}, byKey: map[string]uint16{}, nextID: 1,
 	}
 }
+
+// SetPolicyHook installs the policy hook; call it before Restore.
+func (m *Manager) SetPolicyHook(h PolicyHook) { m.hook = h }
 
 // Restore loads persisted endpoints, reclaims their addresses and re-attaches
 // their datapath. Endpoints whose pod is gone, and half-created ones from a
@@ -97,12 +117,21 @@ func (m *Manager) Restore() error {
 		if err := m.ipam.Claim(ep.Key(), ep.IPv4, ep.IPv6); err != nil {
 			return fmt.Errorf("restore endpoint %d (container %s): %w; was the pod CIDR changed while pods exist?", ep.ID, ep.ContainerID, err)
 		}
+		if m.hook != nil {
+			if err := m.hook.Restore(ep); err != nil {
+				m.ipam.Release(ep.IPv4, ep.IPv6)
+				return fmt.Errorf("restore endpoint %d (container %s): %w", ep.ID, ep.ContainerID, err)
+			}
+		}
 		alive, err := m.dp.RestoreEndpoint(ep)
 		if err != nil {
 			m.ipam.Release(ep.IPv4, ep.IPv6)
 			return fmt.Errorf("restore endpoint %d (container %s): %w", ep.ID, ep.ContainerID, err)
 		}
 		if !alive {
+			if m.hook != nil {
+				m.hook.Remove(ep)
+			}
 			m.log.Info("Removing endpoint whose pod is gone", "endpoint", ep.ID, "container", ep.ContainerID, "netns", ep.NetNS)
 			m.dp.RemoveEndpoint(ep)
 			m.ipam.Release(ep.IPv4, ep.IPv6)
@@ -125,6 +154,11 @@ func (m *Manager) Restore() error {
 	}
 	if err := m.dp.Sync(live); err != nil {
 		return fmt.Errorf("remove stale datapath state: %w", err)
+	}
+	if m.hook != nil {
+		if err := m.hook.RestoreDone(); err != nil {
+			return fmt.Errorf("restore policy: %w", err)
+		}
 	}
 	m.log.Info("Restored endpoints", "count", len(m.eps))
 	return nil
@@ -238,8 +272,18 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 	m.mu.Unlock()
 
 	// The kernel work runs outside the lock so CNI ADDs proceed in parallel.
+	// Policy goes in before the datapath, so no packet passes unchecked.
 	work := *ep
-	setupErr := m.dp.SetupEndpoint(&work)
+	var setupErr error
+	if m.hook != nil {
+		setupErr = m.hook.Prepare(&work)
+	}
+	if setupErr == nil {
+		setupErr = m.dp.SetupEndpoint(&work)
+		if setupErr != nil && m.hook != nil {
+			m.hook.Remove(&work)
+		}
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -248,6 +292,9 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 		setupErr = m.store.Save(&work)
 		if setupErr != nil {
 			m.dp.RemoveEndpoint(&work)
+			if m.hook != nil {
+				m.hook.Remove(&work)
+			}
 		}
 	}
 	if setupErr != nil {
@@ -310,6 +357,9 @@ func (m *Manager) deleteLocked(ep *Endpoint) error {
 	if err != nil {
 		ep.State = StateReady
 		return fmt.Errorf("remove endpoint %d: %w", ep.ID, err)
+	}
+	if m.hook != nil {
+		m.hook.Remove(&work)
 	}
 	if err := m.store.Delete(ep.ID); err != nil {
 		ep.State = StateReady

@@ -312,3 +312,17 @@ func PortPrefixes(lo, hi uint16) [][2]uint32 {
 	}
 	return out
 }
+
+// Value is a map-state entry as the datapath stores it: the verdict and a
+// cookie that names the entry's rules for user space.
+type Value struct {
+	Deny   bool
+	Cookie uint32
+}
+
+// Update is a change to one endpoint's entries in the datapath: Upsert is
+// written before Remove is deleted.
+type Update struct {
+	Upsert map[Key]Value
+	Remove []Key
+}

@@ -414,3 +414,17 @@ func l4Keys(ports []l4) []Key {
 	}
 	return out
 }
+
+// Clone returns an independent copy (policies are shared, read-only).
+func (r *Repository) Clone() *Repository {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := &Repository{policies: map[string]*api.Policy{}, rules: map[string][]*rule{}, revision: r.revision}
+	for k, v := range r.policies {
+		c.policies[k] = v
+	}
+	for k, v := range r.rules {
+		c.rules[k] = v
+	}
+	return c
+}

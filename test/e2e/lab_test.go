@@ -66,7 +66,8 @@ func newLab(t *testing.T, extra ...string) *Lab {
 	testutils.Privileged(t)
 	bin := bins(t)
 	l := &Lab{t: t, Name: testutils.RandName("e2e")[:9], bin: bin}
-	l.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "SETA_LAB="+l.Name)
+	l.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "SETA_LAB="+l.Name,
+		"SETA_SOCKET=/run/seta/lab/"+l.Name+"/nodes/node1/agent.sock")
 	t.Cleanup(func() {
 		out, err := l.run("lab", "down")
 		if err != nil {
@@ -372,3 +373,5 @@ func TestPrivilegedLabTwoNodes(t *testing.T) {
 		}
 	}
 }
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }

@@ -21,14 +21,18 @@ import (
 
 	v1 "github.com/seta-net/seta/pkg/api/v1"
 	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/enforcer"
+	"github.com/seta-net/seta/pkg/identity"
 	"github.com/seta-net/seta/pkg/ipam"
 )
 
 // Backend is what the handlers need from the agent.
 type Backend struct {
-	Endpoints *endpoint.Manager
-	Status    func() v1.Status
-	Config    v1.Config
+	Endpoints  *endpoint.Manager
+	Status     func() v1.Status
+	Config     v1.Config
+	Policy     *enforcer.Enforcer  // nil: policy routes answer 503
+	Identities *identity.Allocator // nil: identity routes answer 503
 }
 
 // Server is the API server.
@@ -64,6 +68,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /v1/endpoints/{id}", s.deleteEndpoint)
 	mux.HandleFunc("GET /v1/endpoints/{id}/check", s.checkEndpoint)
 	mux.HandleFunc("POST /v1/gc", s.gc)
+	mux.HandleFunc("GET /v1/policy", s.listPolicy)
+	mux.HandleFunc("POST /v1/policy", s.importPolicy)
+	mux.HandleFunc("POST /v1/policy/validate", s.validatePolicy)
+	mux.HandleFunc("DELETE /v1/policy", s.deletePolicy)
+	mux.HandleFunc("GET /v1/policy/trace", s.tracePolicy)
+	mux.HandleFunc("GET /v1/identities", s.listIdentities)
+	mux.HandleFunc("GET /v1/identities/{id}", s.getIdentity)
 	// Without a catch-all, ServeMux answers in plain text; with one, it
 	// stops answering 405. This keeps both: JSON errors, and 405 for a
 	// known path with the wrong method.
@@ -176,7 +187,7 @@ func errorCode(err error) (int, string) {
 		return http.StatusServiceUnavailable, v1.CodeIPAMExhausted
 	case errors.Is(err, ipam.ErrConflict), errors.Is(err, ipam.ErrOutOfRange):
 		return http.StatusConflict, v1.CodeIPAMConflict
-	case errors.Is(err, endpoint.ErrTooManyEndpoints):
+	case errors.Is(err, endpoint.ErrTooManyEndpoints), errors.Is(err, enforcer.ErrTooLarge):
 		return http.StatusServiceUnavailable, v1.CodeLimit
 	}
 	return http.StatusInternalServerError, v1.CodeDatapath
@@ -242,10 +253,24 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, []*endpoint.Endpoint{ep})
+		writeJSON(w, http.StatusOK, []*endpoint.Endpoint{s.withPolicy(ep)})
 		return
 	}
-	writeJSON(w, http.StatusOK, s.b.Endpoints.List())
+	eps := s.b.Endpoints.List()
+	for _, ep := range eps {
+		s.withPolicy(ep)
+	}
+	writeJSON(w, http.StatusOK, eps)
+}
+
+// withPolicy fills in how policy applies to ep.
+func (s *Server) withPolicy(ep *endpoint.Endpoint) *endpoint.Endpoint {
+	if s.b.Policy != nil {
+		if st, ok := s.b.Policy.Status(ep.ID); ok {
+			ep.Policy = st
+		}
+	}
+	return ep
 }
 
 func (s *Server) createEndpoint(w http.ResponseWriter, r *http.Request) {
@@ -285,7 +310,7 @@ func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	d := v1.EndpointDetail{Endpoint: *ep}
+	d := v1.EndpointDetail{Endpoint: *s.withPolicy(ep)}
 	if st, err := s.b.Endpoints.Stats(id); err == nil {
 		d.Stats = &st
 	} else {

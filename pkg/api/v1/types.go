@@ -102,3 +102,58 @@ type GCRequest struct {
 type GCResult struct {
 	Removed []endpoint.Endpoint `json:"removed"`
 }
+
+// PolicyFile is one file of policy documents, as the user wrote it.
+type PolicyFile struct {
+	Name    string `json:"name"`
+	Content string `json:"content"`
+}
+
+// PolicyImport is POST /v1/policy and POST /v1/policy/validate: every
+// document of every file is applied, or none.
+type PolicyImport struct {
+	Files []PolicyFile `json:"files"`
+}
+
+// PolicySummary names one policy.
+type PolicySummary struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Source    string `json:"source,omitempty"`
+	Rules     int    `json:"rules"`
+}
+
+// PolicyImportResult answers an import.
+type PolicyImportResult struct {
+	Revision uint64          `json:"revision"`
+	Policies []PolicySummary `json:"policies"`
+}
+
+// PolicyList is GET /v1/policy.
+type PolicyList struct {
+	Revision uint64 `json:"revision"`
+	// Policies are the imported documents in their parsed form.
+	Policies []PolicyDetail `json:"policies"`
+}
+
+// PolicyDetail is one policy and its rules.
+type PolicyDetail struct {
+	PolicySummary
+	Spec any `json:"spec"`
+}
+
+// PolicyDeleteResult answers DELETE /v1/policy.
+type PolicyDeleteResult struct {
+	Revision uint64   `json:"revision"`
+	Deleted  []string `json:"deleted"`
+}
+
+// IdentityInfo is one identity.
+type IdentityInfo struct {
+	ID          uint32   `json:"id"`
+	Labels      []string `json:"labels"`
+	RefCount    int      `json:"refCount"`
+	UnusedSince string   `json:"unusedSince,omitempty"`
+	Reserved    bool     `json:"reserved,omitempty"`
+}

@@ -13,13 +13,34 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type HostCtEntry struct {
+	_        structs.HostLayout
+	LastSeen uint64
+	Packets  uint64
+	Replies  uint64
+	Flags    uint32
+	Pad      uint32
+}
+
+type HostCtKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Family uint8
+	Pad    [2]uint8
+}
+
 type HostEndpointInfo struct {
-	_       structs.HostLayout
-	Ifindex uint32
-	Id      uint16
-	Flags   uint16
-	Mac     [6]uint8
-	NodeMac [6]uint8
+	_        structs.HostLayout
+	Ifindex  uint32
+	Id       uint16
+	Flags    uint16
+	Mac      [6]uint8
+	NodeMac  [6]uint8
+	Identity uint32
 }
 
 type HostEndpointKey struct {
@@ -37,6 +58,20 @@ type HostEndpointStats struct {
 	TxBytes   uint64
 }
 
+type HostIpcacheKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Pad       [3]uint8
+	Addr      [16]uint8
+}
+
+type HostIpcacheValue struct {
+	_        structs.HostLayout
+	Identity uint32
+	Flags    uint32
+}
+
 type HostMetricsKey struct {
 	_      structs.HostLayout
 	Reason uint8
@@ -50,13 +85,36 @@ type HostMetricsValue struct {
 	Bytes   uint64
 }
 
+type HostPolicyEntry struct {
+	_      structs.HostLayout
+	Deny   uint8
+	Pad    [3]uint8
+	Cookie uint32
+}
+
+type HostPolicyKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	EpId      uint16
+	Dir       uint8
+	Pad1      uint8
+	Identity  uint32
+	Proto     uint8
+	Pad2      uint8
+	Dport     uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	HostMapSetaCt        = "seta_ct"
 	HostMapSetaEndpoints = "seta_endpoints"
 	HostMapSetaEpStats   = "seta_ep_stats"
+	HostMapSetaEvents    = "seta_events"
+	HostMapSetaIpcache   = "seta_ipcache"
 	HostMapSetaMetrics   = "seta_metrics"
+	HostMapSetaPolicy    = "seta_policy"
 	HostProgCilFromHost  = "cil_from_host"
 )
 
@@ -109,9 +167,13 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
+	SetaCt        *ebpf.MapSpec `ebpf:"seta_ct"`
 	SetaEndpoints *ebpf.MapSpec `ebpf:"seta_endpoints"`
 	SetaEpStats   *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents    *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaIpcache   *ebpf.MapSpec `ebpf:"seta_ipcache"`
 	SetaMetrics   *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy    *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,16 +202,24 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
+	SetaCt        *ebpf.Map `ebpf:"seta_ct"`
 	SetaEndpoints *ebpf.Map `ebpf:"seta_endpoints"`
 	SetaEpStats   *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents    *ebpf.Map `ebpf:"seta_events"`
+	SetaIpcache   *ebpf.Map `ebpf:"seta_ipcache"`
 	SetaMetrics   *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy    *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *HostMaps) Close() error {
 	return _HostClose(
+		m.SetaCt,
 		m.SetaEndpoints,
 		m.SetaEpStats,
+		m.SetaEvents,
+		m.SetaIpcache,
 		m.SetaMetrics,
+		m.SetaPolicy,
 	)
 }
 

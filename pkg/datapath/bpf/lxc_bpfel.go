@@ -20,23 +20,65 @@ const (
 	LxcAddrFamilyADDR_FAMILY_IPV6 LxcAddrFamily = 6
 )
 
+type LxcCtEntry struct {
+	_        structs.HostLayout
+	LastSeen uint64
+	Packets  uint64
+	Replies  uint64
+	Flags    uint32
+	Pad      uint32
+}
+
+type LxcCtKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Family uint8
+	Pad    [2]uint8
+}
+
+type LxcDatapathEvent struct {
+	_           structs.HostLayout
+	Timestamp   uint64
+	Type        uint8
+	Reason      uint8
+	Dir         uint8
+	Audit       uint8
+	EpId        uint16
+	Pad         uint16
+	SrcIdentity uint32
+	DstIdentity uint32
+	Cookie      uint32
+	Ifindex     uint32
+	Len         uint32
+	Pad2        uint32
+	Tuple       LxcCtKey
+}
+
 type LxcDropReason uint32
 
 const (
 	LxcDropReasonREASON_FORWARDED       LxcDropReason = 0
-	LxcDropReasonDROP_INVALID_SOURCE_IP LxcDropReason = 130
-	LxcDropReasonDROP_INVALID_PACKET    LxcDropReason = 131
-	LxcDropReasonDROP_REDIRECT_FAILED   LxcDropReason = 132
-	LxcDropReasonDROP_UNKNOWN_ENDPOINT  LxcDropReason = 133
+	LxcDropReasonDROP_INVALID_SOURCE_IP LxcDropReason = 132
+	LxcDropReasonDROP_POLICY            LxcDropReason = 133
+	LxcDropReasonDROP_INVALID_PACKET    LxcDropReason = 134
+	LxcDropReasonDROP_UNROUTABLE        LxcDropReason = 151
+	LxcDropReasonDROP_UNKNOWN_ENDPOINT  LxcDropReason = 152
+	LxcDropReasonDROP_CT_CREATE_FAILED  LxcDropReason = 155
+	LxcDropReasonDROP_POLICY_DENY       LxcDropReason = 181
 )
 
 type LxcEndpointInfo struct {
-	_       structs.HostLayout
-	Ifindex uint32
-	Id      uint16
-	Flags   uint16
-	Mac     [6]uint8
-	NodeMac [6]uint8
+	_        structs.HostLayout
+	Ifindex  uint32
+	Id       uint16
+	Flags    uint16
+	Mac      [6]uint8
+	NodeMac  [6]uint8
+	Identity uint32
 }
 
 type LxcEndpointKey struct {
@@ -54,6 +96,27 @@ type LxcEndpointStats struct {
 	TxBytes   uint64
 }
 
+type LxcEventType uint32
+
+const (
+	LxcEventTypeEVENT_DROP           LxcEventType = 1
+	LxcEventTypeEVENT_POLICY_VERDICT LxcEventType = 2
+)
+
+type LxcIpcacheKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Family    uint8
+	Pad       [3]uint8
+	Addr      [16]uint8
+}
+
+type LxcIpcacheValue struct {
+	_        structs.HostLayout
+	Identity uint32
+	Flags    uint32
+}
+
 type LxcMetricsKey struct {
 	_      structs.HostLayout
 	Reason uint8
@@ -67,11 +130,57 @@ type LxcMetricsValue struct {
 	Bytes   uint64
 }
 
-type LxcSharedEnums struct {
+type LxcPolicyEntry struct {
+	_      structs.HostLayout
+	Deny   uint8
+	Pad    [3]uint8
+	Cookie uint32
+}
+
+type LxcPolicyKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	EpId      uint16
+	Dir       uint8
+	Pad1      uint8
+	Identity  uint32
+	Proto     uint8
+	Pad2      uint8
+	Dport     uint16
+}
+
+type LxcSharedTypes struct {
 	_      structs.HostLayout
 	Reason uint32
 	Family uint32
 	Dir    uint32
+	Event  uint32
+	Ev     struct {
+		_           structs.HostLayout
+		Timestamp   uint64
+		Type        uint8
+		Reason      uint8
+		Dir         uint8
+		Audit       uint8
+		EpId        uint16
+		Pad         uint16
+		SrcIdentity uint32
+		DstIdentity uint32
+		Cookie      uint32
+		Ifindex     uint32
+		Len         uint32
+		Pad2        uint32
+		Tuple       struct {
+			_      structs.HostLayout
+			Saddr  [16]uint8
+			Daddr  [16]uint8
+			Sport  uint16
+			Dport  uint16
+			Proto  uint8
+			Family uint8
+			Pad    [2]uint8
+		}
+	}
 }
 
 type LxcTrafficDir uint32
@@ -85,11 +194,15 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	LxcMapSetaCt            = "seta_ct"
 	LxcMapSetaEndpoints     = "seta_endpoints"
 	LxcMapSetaEpStats       = "seta_ep_stats"
+	LxcMapSetaEvents        = "seta_events"
+	LxcMapSetaIpcache       = "seta_ipcache"
 	LxcMapSetaMetrics       = "seta_metrics"
+	LxcMapSetaPolicy        = "seta_policy"
 	LxcProgCilFromContainer = "cil_from_container"
-	LxcVarSetaSharedEnums   = "seta_shared_enums"
+	LxcVarSetaSharedTypes   = "seta_shared_types"
 )
 
 // LoadLxc returns the embedded CollectionSpec for Lxc.
@@ -141,16 +254,20 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
+	SetaCt        *ebpf.MapSpec `ebpf:"seta_ct"`
 	SetaEndpoints *ebpf.MapSpec `ebpf:"seta_endpoints"`
 	SetaEpStats   *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents    *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaIpcache   *ebpf.MapSpec `ebpf:"seta_ipcache"`
 	SetaMetrics   *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy    *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcVariableSpecs struct {
-	SetaSharedEnums *ebpf.VariableSpec `ebpf:"seta_shared_enums"`
+	SetaSharedTypes *ebpf.VariableSpec `ebpf:"seta_shared_types"`
 }
 
 // LxcObjects contains all objects after they have been loaded into the kernel.
@@ -173,16 +290,24 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
+	SetaCt        *ebpf.Map `ebpf:"seta_ct"`
 	SetaEndpoints *ebpf.Map `ebpf:"seta_endpoints"`
 	SetaEpStats   *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents    *ebpf.Map `ebpf:"seta_events"`
+	SetaIpcache   *ebpf.Map `ebpf:"seta_ipcache"`
 	SetaMetrics   *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy    *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *LxcMaps) Close() error {
 	return _LxcClose(
+		m.SetaCt,
 		m.SetaEndpoints,
 		m.SetaEpStats,
+		m.SetaEvents,
+		m.SetaIpcache,
 		m.SetaMetrics,
+		m.SetaPolicy,
 	)
 }
 
@@ -190,7 +315,7 @@ func (m *LxcMaps) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcVariables struct {
-	SetaSharedEnums *ebpf.Variable `ebpf:"seta_shared_enums"`
+	SetaSharedTypes *ebpf.Variable `ebpf:"seta_shared_types"`
 }
 
 // LxcPrograms contains all programs after they have been loaded into the kernel.

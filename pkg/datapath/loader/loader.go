@@ -26,6 +26,9 @@ type Options struct {
 	// EndpointMapSize is the capacity of the endpoints map (addresses) and of
 	// the per-endpoint counters. Zero keeps the default from bpf/lib/maps.h.
 	EndpointMapSize uint32
+	// PolicyMapSize is the capacity of the policy map (entries over all
+	// endpoints). Zero keeps the default.
+	PolicyMapSize uint32
 }
 
 // Objects are the loaded programs and typed maps.
@@ -37,6 +40,8 @@ type Objects struct {
 	Endpoints *maps.EndpointMap
 	EpStats   *maps.EpStatsMap
 	Metrics   *maps.MetricsMap
+	Policy    *maps.PolicyMap
+	IPCache   *maps.IPCacheMap
 
 	lxc  bpf.LxcObjects
 	host bpf.HostObjects
@@ -113,6 +118,8 @@ func Load(opts Options) (*Objects, error) {
 	o.Endpoints = maps.NewEndpointMap(o.lxc.SetaEndpoints)
 	o.EpStats = maps.NewEpStatsMap(o.lxc.SetaEpStats)
 	o.Metrics = maps.NewMetricsMap(o.lxc.SetaMetrics)
+	o.Policy = maps.NewPolicyMap(o.lxc.SetaPolicy)
+	o.IPCache = maps.NewIPCacheMap(o.lxc.SetaIpcache)
 	return o, nil
 }
 
@@ -124,6 +131,9 @@ func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) err
 	if opts.EndpointMapSize > 0 {
 		cs.Maps[maps.EndpointsMapName].MaxEntries = opts.EndpointMapSize
 		cs.Maps[maps.EpStatsMapName].MaxEntries = opts.EndpointMapSize
+	}
+	if opts.PolicyMapSize > 0 {
+		cs.Maps[maps.PolicyMapName].MaxEntries = opts.PolicyMapSize
 	}
 	err = cs.LoadAndAssign(objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.BPFRoot},

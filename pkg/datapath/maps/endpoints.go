@@ -17,6 +17,10 @@ const (
 	EndpointsMapName = "seta_endpoints"
 	EpStatsMapName   = "seta_ep_stats"
 	MetricsMapName   = "seta_metrics"
+	PolicyMapName    = "seta_policy"
+	IPCacheMapName   = "seta_ipcache"
+	CTMapName        = "seta_ct"
+	EventsMapName    = "seta_events"
 )
 
 // EndpointKey is the key of the endpoints map: one endpoint address.
@@ -49,9 +53,15 @@ func KeyAddr(k EndpointKey) netip.Addr {
 	return netip.AddrFrom16(k.Addr)
 }
 
+// EndpointFlagAudit mirrors ENDPOINT_F_AUDIT: report policy drops, drop nothing.
+const EndpointFlagAudit = 0x1
+
 // NewEndpointInfo builds a map value.
-func NewEndpointInfo(id uint16, ifindex int, podMAC, hostMAC net.HardwareAddr) EndpointInfo {
-	v := EndpointInfo{Ifindex: uint32(ifindex), Id: id}
+func NewEndpointInfo(id uint16, ifindex int, podMAC, hostMAC net.HardwareAddr, identity uint32, audit bool) EndpointInfo {
+	v := EndpointInfo{Ifindex: uint32(ifindex), Id: id, Identity: identity}
+	if audit {
+		v.Flags |= EndpointFlagAudit
+	}
 	copy(v.Mac[:], podMAC)
 	copy(v.NodeMac[:], hostMAC)
 	return v
@@ -59,8 +69,12 @@ func NewEndpointInfo(id uint16, ifindex int, podMAC, hostMAC net.HardwareAddr) E
 
 // FormatEndpointInfo renders v for people.
 func FormatEndpointInfo(v EndpointInfo) string {
-	return fmt.Sprintf("id=%d ifindex=%d mac=%s node_mac=%s", v.Id, v.Ifindex,
+	s := fmt.Sprintf("id=%d ifindex=%d identity=%d mac=%s node_mac=%s", v.Id, v.Ifindex, v.Identity,
 		net.HardwareAddr(v.Mac[:]), net.HardwareAddr(v.NodeMac[:]))
+	if v.Flags&EndpointFlagAudit != 0 {
+		s += " audit"
+	}
+	return s
 }
 
 // EndpointMap is the map of local endpoints by address.

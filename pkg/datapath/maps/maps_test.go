@@ -26,17 +26,17 @@ func TestEndpointKeyRoundTrip(t *testing.T) {
 func TestEndpointInfo(t *testing.T) {
 	pod, _ := net.ParseMAC("02:00:00:00:00:01")
 	host, _ := net.ParseMAC("02:00:00:00:00:02")
-	v := NewEndpointInfo(7, 42, pod, host)
+	v := NewEndpointInfo(7, 42, pod, host, 300, false)
 	if v.Id != 7 || v.Ifindex != 42 {
 		t.Fatalf("%+v", v)
 	}
-	if got := FormatEndpointInfo(v); got != "id=7 ifindex=42 mac=02:00:00:00:00:01 node_mac=02:00:00:00:00:02" {
+	if got := FormatEndpointInfo(v); got != "id=7 ifindex=42 identity=300 mac=02:00:00:00:00:01 node_mac=02:00:00:00:00:02" {
 		t.Errorf("FormatEndpointInfo = %q", got)
 	}
 }
 
 func TestReasonNames(t *testing.T) {
-	if Reason(0).String() != "Forwarded" || Reason(130).String() != "Invalid source ip" {
+	if Reason(0).String() != "Forwarded" || Reason(132).String() != "Invalid source ip" || Reason(181).String() != "Policy denied by denylist" {
 		t.Error("reason names do not match bpf/lib/drop.h")
 	}
 	if Reason(250).String() != "Unknown reason 250" {

@@ -9,13 +9,17 @@ import (
 // Reason is a forward/drop reason code from bpf/lib/drop.h.
 type Reason uint8
 
-// Reason names; the values come from the generated mirror of enum drop_reason.
+// Reason names, as Cilium and Hubble print them; the values come from the
+// generated mirror of enum drop_reason.
 var reasonNames = map[Reason]string{
 	Reason(bpf.LxcDropReasonREASON_FORWARDED):       "Forwarded",
 	Reason(bpf.LxcDropReasonDROP_INVALID_SOURCE_IP): "Invalid source ip",
+	Reason(bpf.LxcDropReasonDROP_POLICY):            "Policy denied",
 	Reason(bpf.LxcDropReasonDROP_INVALID_PACKET):    "Invalid packet",
-	Reason(bpf.LxcDropReasonDROP_REDIRECT_FAILED):   "Redirect to endpoint failed",
-	Reason(bpf.LxcDropReasonDROP_UNKNOWN_ENDPOINT):  "No endpoint for destination",
+	Reason(bpf.LxcDropReasonDROP_UNROUTABLE):        "Stale or unroutable IP",
+	Reason(bpf.LxcDropReasonDROP_UNKNOWN_ENDPOINT):  "No matching local container found",
+	Reason(bpf.LxcDropReasonDROP_CT_CREATE_FAILED):  "CT: Map insertion failed",
+	Reason(bpf.LxcDropReasonDROP_POLICY_DENY):       "Policy denied by denylist",
 }
 
 func (r Reason) String() string {

@@ -1,0 +1,94 @@
+package datapath
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/seta-net/seta/pkg/datapath/linux"
+	"github.com/seta-net/seta/pkg/datapath/maps"
+	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/policy"
+)
+
+func policyKey(epID uint16, k policy.Key) maps.PolicyKey {
+	return maps.NewPolicyKey(epID, uint8(k.Dir), uint32(k.Identity), k.Proto, k.Port, k.PortBits)
+}
+
+// PolicyCapacity is the size of the policy map.
+func (d *Datapath) PolicyCapacity() int { return int(d.objs.Policy.MaxEntries()) }
+
+// WritePolicy applies a change to an endpoint's entries: new and changed
+// entries first, then removals, so a flow allowed before and after never
+// meets a missing entry.
+func (d *Datapath) WritePolicy(epID uint16, u policy.Update) error {
+	for k, v := range u.Upsert {
+		if err := d.objs.Policy.Upsert(policyKey(epID, k), v.Deny, v.Cookie); err != nil {
+			return fmt.Errorf("endpoint %d: %w", epID, err)
+		}
+	}
+	var errs []error
+	for _, k := range u.Remove {
+		errs = append(errs, d.objs.Policy.Delete(policyKey(epID, k)))
+	}
+	return errors.Join(errs...)
+}
+
+// PolicyState reads every endpoint's entries back from the kernel, so a
+// restarted agent writes only what differs.
+func (d *Datapath) PolicyState() (map[uint16]map[policy.Key]policy.Value, error) {
+	all, err := d.objs.Policy.Dump()
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint16]map[policy.Key]policy.Value{}
+	for k, v := range all {
+		port, bits := maps.PolicyKeyPort(k)
+		pk := policy.Key{Dir: policy.Direction(k.Dir), Identity: identityOf(k.Identity), Proto: k.Proto, Port: port, PortBits: bits}
+		if out[k.EpId] == nil {
+			out[k.EpId] = map[policy.Key]policy.Value{}
+		}
+		out[k.EpId][pk] = policy.Value{Deny: v.Deny != 0, Cookie: v.Cookie}
+	}
+	return out, nil
+}
+
+// SyncIPCache makes the ipcache map hold exactly want.
+func (d *Datapath) SyncIPCache(want map[netip.Prefix]uint32) error {
+	have, err := d.objs.IPCache.Dump()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for p, id := range want {
+		if cur, ok := have[p]; !ok || cur != id {
+			errs = append(errs, d.objs.IPCache.Upsert(p, id))
+		}
+	}
+	for p := range have {
+		if _, ok := want[p]; !ok {
+			errs = append(errs, d.objs.IPCache.Delete(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// UpdateEndpoint rewrites an endpoint's map entries after its identity or
+// audit flag changed.
+func (d *Datapath) UpdateEndpoint(ep *endpoint.Endpoint) error {
+	lk, err := linkOf(ep)
+	if err != nil {
+		return err
+	}
+	info := maps.NewEndpointInfo(ep.ID, ep.HostIfIndex, lk.PodMAC, lk.HostMAC, ep.Identity, ep.PolicyAudit || d.cfg.AuditMode)
+	for _, a := range ep.Addrs() {
+		if err := d.objs.Endpoints.Upsert(a, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NodeAddrs are the node's own addresses, which the ipcache maps to the
+// host identity.
+func (d *Datapath) NodeAddrs() ([]netip.Addr, error) { return linux.HostAddrs() }
