@@ -41,6 +41,9 @@ type Datapath interface {
 	Sync(eps []*Endpoint) error
 	// Stats returns the endpoint's counters.
 	Stats(ep *Endpoint) (Stats, error)
+	// UpdateEndpoint rewrites the endpoint's datapath entry after a
+	// configuration change (policy audit).
+	UpdateEndpoint(ep *Endpoint) error
 }
 
 // PolicyHook gives endpoints their identity and policy. The manager calls
@@ -490,4 +493,37 @@ func (m *Manager) AddrOwner(addr netip.Addr) (*Endpoint, bool) {
 		}
 	}
 	return nil, false
+}
+
+// Config is the per-endpoint configuration a user may change.
+type EndpointConfig struct {
+	// PolicyAudit reports policy drops of this endpoint without dropping.
+	PolicyAudit *bool `json:"policyAudit,omitempty"`
+}
+
+// Configure changes an endpoint's configuration and applies it.
+func (m *Manager) Configure(id uint16, c EndpointConfig) (*Endpoint, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ep, ok := m.eps[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrNotFound, id)
+	}
+	if ep.State != StateReady {
+		return nil, fmt.Errorf("%w: endpoint %d is %s; try again", ErrBusy, id, ep.State)
+	}
+	next := *ep
+	if c.PolicyAudit != nil {
+		next.PolicyAudit = *c.PolicyAudit
+	}
+	if err := m.dp.UpdateEndpoint(&next); err != nil {
+		return nil, err
+	}
+	if err := m.store.Save(&next); err != nil {
+		m.dp.UpdateEndpoint(ep)
+		return nil, err
+	}
+	*ep = next
+	out := next
+	return &out, nil
 }

@@ -49,6 +49,7 @@ func (f *fakeDP) RemoveEndpoint(ep *Endpoint) error {
 func (f *fakeDP) CheckEndpoint(*Endpoint) []string { return nil }
 func (f *fakeDP) Sync(eps []*Endpoint) error       { f.synced = eps; return nil }
 func (f *fakeDP) Stats(*Endpoint) (Stats, error)   { return Stats{TxPackets: 1}, nil }
+func (f *fakeDP) UpdateEndpoint(*Endpoint) error   { return nil }
 
 func newPools(t *testing.T, v4, v6 string) *ipam.IPAM {
 	t.Helper()

@@ -67,6 +67,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/endpoints/{id}", s.getEndpoint)
 	mux.HandleFunc("DELETE /v1/endpoints/{id}", s.deleteEndpoint)
 	mux.HandleFunc("GET /v1/endpoints/{id}/check", s.checkEndpoint)
+	mux.HandleFunc("PATCH /v1/endpoints/{id}/config", s.configureEndpoint)
 	mux.HandleFunc("POST /v1/gc", s.gc)
 	mux.HandleFunc("GET /v1/policy", s.listPolicy)
 	mux.HandleFunc("POST /v1/policy", s.importPolicy)
@@ -80,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 	// known path with the wrong method.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, pattern := mux.Handler(probe); pattern != "/" {
@@ -267,6 +268,13 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 func (s *Server) withPolicy(ep *endpoint.Endpoint) *endpoint.Endpoint {
 	if s.b.Policy != nil {
 		if st, ok := s.b.Policy.Status(ep.ID); ok {
+			if ep.PolicyAudit {
+				for _, dir := range []*string{&st.Ingress, &st.Egress} {
+					if *dir == "enabled" {
+						*dir = "audit"
+					}
+				}
+			}
 			ep.Policy = st
 		}
 	}
@@ -367,4 +375,21 @@ func (s *Server) gc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) configureEndpoint(w http.ResponseWriter, r *http.Request) {
+	id, ok := pathID(w, r)
+	if !ok {
+		return
+	}
+	var c endpoint.EndpointConfig
+	if !decode(w, r, &c) {
+		return
+	}
+	ep, err := s.b.Endpoints.Configure(id, c)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.withPolicy(ep))
 }

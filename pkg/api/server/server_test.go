@@ -31,6 +31,7 @@ func (nopDP) RestoreEndpoint(*endpoint.Endpoint) (bool, error) { return true, ni
 func (nopDP) RemoveEndpoint(*endpoint.Endpoint) error          { return nil }
 func (nopDP) CheckEndpoint(*endpoint.Endpoint) []string        { return nil }
 func (nopDP) Sync([]*endpoint.Endpoint) error                  { return nil }
+func (nopDP) UpdateEndpoint(*endpoint.Endpoint) error          { return nil }
 func (nopDP) Stats(*endpoint.Endpoint) (endpoint.Stats, error) {
 	return endpoint.Stats{RxPackets: 3}, nil
 }
