@@ -47,6 +47,7 @@ Commands:
   http URL       GET a URL and print the body
   stream ADDR    probe one long-lived TCP connection and report the longest echo gap
   crr ADDR       connect, send one line, read the echo, close; N times; report latency
+  rr ADDR        request/response round trips on one connection; report rate and latency
 
 ADDR is host:port, e.g. 10.0.0.5:7000 or [fd00::5]:7000.
 Flags may come before or after the arguments, as -flag or --flag.
@@ -86,6 +87,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runStream(ctx, rest, stdout, stderr)
 	case "crr":
 		return runCRR(ctx, rest, stdout, stderr)
+	case "rr":
+		return runRR(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "seta-nettool: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage

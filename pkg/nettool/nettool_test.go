@@ -774,3 +774,17 @@ func TestParseInterspersed(t *testing.T) {
 		}
 	}
 }
+
+func TestRR(t *testing.T) {
+	ctx := context.Background()
+	addr := startServer(t, "127.0.0.1").TCP.Addr().String()
+	var out, errb strings.Builder
+	code := Run(ctx, []string{"rr", addr, "--count", "200"}, &out, &errb)
+	if code != 0 || !strings.HasPrefix(out.String(), "rr: ok=200 rate=") {
+		t.Fatalf("rr: code %d out %q err %q", code, out.String(), errb.String())
+	}
+	code = Run(ctx, []string{"rr", "127.0.0.1:1", "--count", "1", "--timeout", "200ms"}, &out, &errb)
+	if code != 1 {
+		t.Errorf("rr to a closed port: code %d", code)
+	}
+}
