@@ -197,4 +197,3 @@ func knpPeerRule(p *api.Policy, peersIn []api.NPPeer, ports []api.NPPort) peerRu
 	}
 	return pr
 }
-

@@ -65,10 +65,10 @@ type rule struct {
 	subject selector
 	// node rules (nodeSelector) select the host, which has no endpoint
 	// here: they are kept for listing but select nothing.
-	node                    bool
-	hasIngress, hasEgress   bool
-	ingress, ingressDeny    []peerRule
-	egress, egressDeny      []peerRule
+	node                  bool
+	hasIngress, hasEgress bool
+	ingress, ingressDeny  []peerRule
+	egress, egressDeny    []peerRule
 }
 
 // Repository holds the imported policies.
