@@ -1269,6 +1269,21 @@ items:
 		want: []wantErr{{1, -1, "kind", "a List cannot be nested in another list"}},
 	},
 	{
+		name: "misspelt key is reported without knock-on errors",
+		in:   "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetdata: {name: x} #!\nspec:\n  endpointSelector: {}\n",
+		want: []wantErr{{1, -1, "metdata", `unknown field "metdata" (did you mean "metadata"?)`}},
+	},
+	{
+		name: "misspelt podSelector",
+		in:   "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: x}\nspec:\n  podselector: {} #!\n",
+		want: []wantErr{{1, -1, "spec.podselector", `unknown field "podselector" (did you mean "podSelector"?)`}},
+	},
+	{
+		name: "typed list with wrong apiVersion",
+		in:   "apiVersion: v1 #!\nkind: NetworkPolicyList\nitems: []\n",
+		want: []wantErr{{0, -1, "apiVersion", `kind NetworkPolicyList needs apiVersion networking.k8s.io/v1, got "v1"`}},
+	},
+	{
 		name: "JSON error positions",
 		in: `{
   "apiVersion": "cilium.io/v2",
@@ -1336,7 +1351,11 @@ func TestParseErrors(t *testing.T) {
 					if pe.Doc == w.doc && pe.Line == w.line && pe.Field == w.field && strings.Contains(pe.Msg, w.msg) {
 						found = true
 						s := pe.Error()
-						for _, part := range []string{"web.yaml: ", fmt.Sprintf("document %d", w.doc), fmt.Sprintf("line %d: ", w.line), w.field, w.msg} {
+						parts := []string{"web.yaml: ", fmt.Sprintf("line %d: ", w.line), w.field, w.msg}
+						if w.doc > 0 && !strings.Contains(s, fmt.Sprintf("document %d ", w.doc)) && !strings.Contains(s, fmt.Sprintf("document %d:", w.doc)) {
+							t.Errorf("%q does not name document %d", s, w.doc)
+						}
+						for _, part := range parts {
 							if !strings.Contains(s, part) {
 								t.Errorf("%q does not contain %q", s, part)
 							}

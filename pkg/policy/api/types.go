@@ -53,9 +53,10 @@ type Rule struct {
 	Labels           []string          `json:"labels,omitempty"`
 
 	// HasIngress and HasEgress record whether the ingress/ingressDeny
-	// (egress/egressDeny) keys were present at all: a present but empty
-	// section, or a section of empty rules ({}), turns on default deny for
-	// the selected endpoints in that direction, as in Cilium.
+	// (egress/egressDeny) keys were present at all, for tools that show
+	// the document. Default deny follows Cilium instead: it is on for a
+	// direction when the rule has at least one element there (an empty
+	// element {} counts; an empty list does not), see pkg/policy.
 	HasIngress bool `json:"-"`
 	HasEgress  bool `json:"-"`
 }
