@@ -3,11 +3,16 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -21,10 +26,11 @@ import (
 	"github.com/seta-net/seta/pkg/datapath/probe"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/ipam"
+	"github.com/seta-net/seta/pkg/policy/api"
 )
 
 // fakeAgent serves canned API answers on a unix socket and records the
-// paths it was asked for.
+// paths it was asked for, and each request in full.
 type fakeAgent struct {
 	socket string
 	status v1.Status
@@ -32,12 +38,47 @@ type fakeAgent struct {
 
 	mu    sync.Mutex
 	paths []string
+	calls []fakeRequest
+
+	// Policy state: imports parse with the real parser (api.Parse), so
+	// errors are the agent's own; revision counts changes.
+	policies []v1.PolicyDetail
+	revision uint64
+	// trace is the answer of GET /v1/policy/trace.
+	trace v1.Trace
+	// identities is the answer of GET /v1/identities.
+	identities []v1.IdentityInfo
+	// endpoints, if set, answers the n-th GET /v1/endpoints (from 1);
+	// fixtureEndpoints otherwise.
+	endpoints func(n int) []endpoint.Endpoint
+	epCalls   int
+}
+
+// fakeRequest is one request the fake agent got.
+type fakeRequest struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Body   []byte
 }
 
 func (a *fakeAgent) requests() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.paths...)
+}
+
+// requestsTo returns the requests with the given method and path.
+func (a *fakeAgent) requestsTo(method, path string) []fakeRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []fakeRequest
+	for _, r := range a.calls {
+		if r.Method == method && r.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func fixtureStatus() v1.Status {
@@ -70,12 +111,156 @@ var fixtureEndpoints = []endpoint.Endpoint{
 		GatewayV4: netip.MustParseAddr("10.244.1.1"), GatewayV6: netip.MustParseAddr("fd00:5e7a:0:1::1"),
 		HostIfName: "lxc0123456789a", HostIfIndex: 12, HostMAC: "02:00:00:00:00:01", PodMAC: "02:00:00:00:00:02",
 		MTU: 1500, State: endpoint.StateReady, CreatedAt: created,
+		Identity: 256, SecurityLabels: []string{"k8s:app=web", "k8s:io.kubernetes.pod.namespace=default", "k8s:tier=frontend"},
+		Policy: &endpoint.PolicyStatus{Ingress: "enabled", Egress: "disabled", Revision: 5,
+			Policies: []string{"CiliumNetworkPolicy/default/web"}},
 	},
 	{
 		ID: 3, ContainerID: "short", IfName: "eth0", NetNS: "/var/run/netns/bare",
 		IPv4:       netip.MustParseAddr("10.244.1.3"),
 		HostIfName: "lxcshort", HostIfIndex: 13, State: endpoint.StateCreating, CreatedAt: created,
 	},
+}
+
+// policyRoutes serves the policy and identity routes from the agent's
+// state, like the real agent (pkg/api/server/policy.go) does.
+func (a *fakeAgent) policyRoutes(mux *http.ServeMux, writeJSON func(http.ResponseWriter, int, any)) {
+	writeErr := func(w http.ResponseWriter, status int, code, msg string) {
+		writeJSON(w, status, v1.Error{Code: code, Message: msg})
+	}
+	parse := func(w http.ResponseWriter, r *http.Request) ([]*api.Policy, bool) {
+		var req v1.PolicyImport
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeErr(w, 400, v1.CodeInvalid, "malformed request body: "+err.Error())
+			return nil, false
+		}
+		var all []*api.Policy
+		var errs []error
+		for _, f := range req.Files {
+			ps, err := api.Parse([]byte(f.Content), f.Name)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			all = append(all, ps...)
+		}
+		if err := errors.Join(errs...); err != nil {
+			writeErr(w, 400, v1.CodeInvalid, err.Error())
+			return nil, false
+		}
+		return all, true
+	}
+	summary := func(p *api.Policy) v1.PolicySummary {
+		return v1.PolicySummary{Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Source: p.Source, Rules: len(p.Rules)}
+	}
+	mux.HandleFunc("POST /v1/policy", func(w http.ResponseWriter, r *http.Request) {
+		ps, ok := parse(w, r)
+		if !ok {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.revision++
+		res := v1.PolicyImportResult{Revision: a.revision}
+		for _, p := range ps {
+			a.policies = slices.DeleteFunc(a.policies, func(d v1.PolicyDetail) bool {
+				return d.Kind == p.Kind && d.Namespace == p.Namespace && d.Name == p.Name
+			})
+			a.policies = append(a.policies, v1.PolicyDetail{PolicySummary: summary(p), Spec: p.Rules})
+			res.Policies = append(res.Policies, summary(p))
+		}
+		writeJSON(w, 200, res)
+	})
+	mux.HandleFunc("POST /v1/policy/validate", func(w http.ResponseWriter, r *http.Request) {
+		ps, ok := parse(w, r)
+		if !ok {
+			return
+		}
+		var res v1.PolicyImportResult
+		for _, p := range ps {
+			res.Policies = append(res.Policies, summary(p))
+		}
+		writeJSON(w, 200, res)
+	})
+	mux.HandleFunc("GET /v1/policy", func(w http.ResponseWriter, r *http.Request) {
+		name, ns := r.URL.Query().Get("name"), r.URL.Query().Get("namespace")
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		out := v1.PolicyList{Revision: a.revision, Policies: []v1.PolicyDetail{}}
+		for _, p := range a.policies {
+			if name != "" && p.Name != name || ns != "" && p.Namespace != ns {
+				continue
+			}
+			out.Policies = append(out.Policies, p)
+		}
+		if name != "" && len(out.Policies) == 0 {
+			writeErr(w, 404, v1.CodeNotFound, fmt.Sprintf("no policy named %q", name))
+			return
+		}
+		writeJSON(w, 200, out)
+	})
+	mux.HandleFunc("DELETE /v1/policy", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		key := func(p v1.PolicyDetail) string { return p.Kind + "/" + p.Namespace + "/" + p.Name }
+		res := v1.PolicyDeleteResult{Deleted: []string{}}
+		if q.Get("all") == "true" {
+			for _, p := range a.policies {
+				res.Deleted = append(res.Deleted, key(p))
+			}
+			a.policies = nil
+		} else {
+			name, ns, kind := q.Get("name"), q.Get("namespace"), q.Get("kind")
+			if name == "" {
+				writeErr(w, 400, v1.CodeInvalid, "DELETE /v1/policy needs ?name= or ?all=true")
+				return
+			}
+			var keep []v1.PolicyDetail
+			for _, p := range a.policies {
+				if p.Name == name && (ns == "" || p.Namespace == ns) && (kind == "" || strings.EqualFold(p.Kind, kind)) {
+					res.Deleted = append(res.Deleted, key(p))
+				} else {
+					keep = append(keep, p)
+				}
+			}
+			switch {
+			case len(res.Deleted) == 0:
+				writeErr(w, 404, v1.CodeNotFound, fmt.Sprintf("no policy named %q", name))
+				return
+			case len(res.Deleted) > 1:
+				writeErr(w, 409, v1.CodeInvalid, fmt.Sprintf("%q names %d policies (%s); give --namespace or --kind",
+					name, len(res.Deleted), strings.Join(res.Deleted, ", ")))
+				return
+			}
+			a.policies = keep
+		}
+		a.revision++
+		res.Revision = a.revision
+		writeJSON(w, 200, res)
+	})
+	mux.HandleFunc("GET /v1/policy/trace", func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		writeJSON(w, 200, a.trace)
+	})
+	mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		writeJSON(w, 200, a.identities)
+	})
+	mux.HandleFunc("GET /v1/identities/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		for _, id := range a.identities {
+			if fmt.Sprint(id.ID) == r.PathValue("id") {
+				writeJSON(w, 200, id)
+				return
+			}
+		}
+		writeErr(w, 404, v1.CodeNotFound, "no identity "+r.PathValue("id"))
+	})
 }
 
 func startAgent(t *testing.T) *fakeAgent {
@@ -88,7 +273,12 @@ func startAgent(t *testing.T) *fakeAgent {
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
 	}
-	a := &fakeAgent{socket: filepath.Join(dir, "agent.sock"), status: fixtureStatus(), config: config.Defaults()}
+	a := &fakeAgent{socket: filepath.Join(dir, "agent.sock"), status: fixtureStatus(), config: config.Defaults(),
+		identities: []v1.IdentityInfo{
+			{ID: 256, Labels: []string{"k8s:app=web", "k8s:io.kubernetes.pod.namespace=default"}, RefCount: 2},
+			{ID: 1, Labels: []string{"reserved:host"}, RefCount: 1, Reserved: true},
+			{ID: 257, Labels: []string{"k8s:app=db", "k8s:io.kubernetes.pod.namespace=default"}, UnusedSince: "2025-01-02T03:04:05Z"},
+		}}
 	a.config.BPFRoot = filepath.Join(dir, "bpf")
 
 	writeJSON := func(w http.ResponseWriter, code int, v any) {
@@ -102,7 +292,16 @@ func startAgent(t *testing.T) *fakeAgent {
 	})
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, a.status) })
 	mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, a.config) })
-	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, fixtureEndpoints) })
+	mux.HandleFunc("GET /v1/endpoints", func(w http.ResponseWriter, _ *http.Request) {
+		a.mu.Lock()
+		a.epCalls++
+		eps := fixtureEndpoints
+		if a.endpoints != nil {
+			eps = a.endpoints(a.epCalls)
+		}
+		a.mu.Unlock()
+		writeJSON(w, 200, eps)
+	})
 	mux.HandleFunc("GET /v1/endpoints/7", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, 200, v1.EndpointDetail{Endpoint: fixtureEndpoints[0],
 			Stats: &endpoint.Stats{RxPackets: 10, RxBytes: 1000, TxPackets: 20, TxBytes: 2000}})
@@ -112,6 +311,7 @@ func startAgent(t *testing.T) *fakeAgent {
 		w.WriteHeader(http.StatusNotFound)
 		w.Write([]byte(`{"code":"not-found","message":"endpoint not found: 9"}`))
 	})
+	a.policyRoutes(mux, writeJSON)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, v1.Error{Code: v1.CodeNotFound, Message: "no such API route: " + r.URL.Path})
 	})
@@ -121,8 +321,11 @@ func startAgent(t *testing.T) *fakeAgent {
 		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		a.mu.Lock()
 		a.paths = append(a.paths, r.URL.Path)
+		a.calls = append(a.calls, fakeRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body})
 		a.mu.Unlock()
 		mux.ServeHTTP(w, r)
 	})}
@@ -218,15 +421,16 @@ func TestEndpointListTable(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want header and 2 rows:\n%s", out)
 	}
-	if f := strings.Fields(lines[0]); strings.Join(f, " ") != "ID POD CONTAINER IPV4 IPV6 INTERFACE STATE LABELS" {
+	if f := strings.Fields(lines[0]); strings.Join(f, " ") !=
+		"ID POD CONTAINER IPV4 IPV6 INTERFACE STATE IDENTITY INGRESS EGRESS POLICY REV LABELS" {
 		t.Errorf("header = %q", lines[0])
 	}
-	// Sorted by ID: 3 first, with "-" for what it lacks.
-	if f := strings.Fields(lines[1]); strings.Join(f, " ") != "3 - short 10.244.1.3 - lxcshort creating -" {
+	// Sorted by ID: 3 first, with "-" for what it lacks (also identity and policy).
+	if f := strings.Fields(lines[1]); strings.Join(f, " ") != "3 - short 10.244.1.3 - lxcshort creating - - - - -" {
 		t.Errorf("row 1 = %q", lines[1])
 	}
 	if f := strings.Fields(lines[2]); strings.Join(f, " ") !=
-		"7 default/web 0123456789ab 10.244.1.2 fd00:5e7a:0:1::2 lxc0123456789a ready app=web,tier=frontend" {
+		"7 default/web 0123456789ab 10.244.1.2 fd00:5e7a:0:1::2 lxc0123456789a ready 256 enabled disabled 5 app=web,tier=frontend" {
 		t.Errorf("row 2 = %q", lines[2])
 	}
 
@@ -264,7 +468,13 @@ func TestEndpointGet(t *testing.T) {
 	out := mustRun(t, "endpoint", "get", "7", "--socket", a.socket)
 	wantContains(t, "endpoint get 7", out, "default/web", "0123456789abcdef0123456789abcdef",
 		"10.244.1.2 (gateway 10.244.1.1)", "lxc0123456789a (ifindex 12)", "app=web,tier=frontend",
-		"RX (to pod):", "10 packets, 1000 bytes", "TX (from pod):", "20 packets, 2000 bytes")
+		"RX (to pod):", "10 packets, 1000 bytes", "TX (from pod):", "20 packets, 2000 bytes",
+		"Identity:", "256", "k8s:app=web,k8s:io.kubernetes.pod.namespace=default,k8s:tier=frontend",
+		"Ingress policy:", "enabled", "Egress policy:", "disabled", "Policy revision:", "5",
+		"Selected by:", "CiliumNetworkPolicy/default/web")
+	if strings.Contains(out, "Policy audit:") {
+		t.Errorf("endpoint get shows audit for an endpoint without it:\n%s", out)
+	}
 
 	out = mustRun(t, "endpoint", "get", "7", "-o", "json", "--socket", a.socket)
 	var d v1.EndpointDetail
@@ -304,7 +514,11 @@ func TestEndpointGetBadID(t *testing.T) {
 
 func TestUnreachableAgent(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "nobody.sock")
-	for _, args := range [][]string{{"status"}, {"endpoint", "list"}, {"endpoint", "get", "1"}} {
+	files := writeFiles(t, "web.yaml", webCNP)
+	for _, args := range [][]string{{"status"}, {"endpoint", "list"}, {"endpoint", "get", "1"},
+		{"policy", "import", files[0]}, {"policy", "get"}, {"policy", "delete", "web"}, {"policy", "delete", "--all"},
+		{"policy", "trace", "--src-labels", "a=b", "--dst-labels", "c=d"}, {"policy", "wait"},
+		{"identity", "list"}, {"identity", "get", "1"}} {
 		_, _, err := run(t, append(args, "--socket", sock)...)
 		if err == nil || !strings.Contains(err.Error(), sock) {
 			t.Errorf("%v: err = %v, want one naming %s", args, err, sock)
@@ -315,7 +529,10 @@ func TestUnreachableAgent(t *testing.T) {
 func TestInvalidOutputFormat(t *testing.T) {
 	a := startAgent(t)
 	for _, args := range [][]string{{"status"}, {"endpoint", "list"}, {"endpoint", "get", "7"}, {"version"},
-		{"bpf", "endpoint", "list"}, {"bpf", "metrics", "list"}} {
+		{"bpf", "endpoint", "list"}, {"bpf", "metrics", "list"},
+		{"policy", "import", "web.yaml"}, {"policy", "validate", "web.yaml"}, {"policy", "get"},
+		{"policy", "delete", "web"}, {"policy", "trace", "--src-labels", "a=b", "--dst-labels", "c=d"},
+		{"identity", "list"}, {"identity", "get", "1"}} {
 		_, _, err := run(t, append(args, "-o", "xml", "--socket", a.socket)...)
 		if err == nil || !strings.Contains(err.Error(), `unknown output format "xml"`) {
 			t.Errorf("%v -o xml: err = %v", args, err)
@@ -387,6 +604,10 @@ func TestCobraErrors(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate" for "seta"`},
 		{[]string{"endpoint", "lst"}, `unknown command "lst" for "seta endpoint"`},
 		{[]string{"bpf", "nope"}, `unknown command "nope" for "seta bpf"`},
+		{[]string{"policy", "imprt"}, `unknown command "imprt" for "seta policy"`},
+		{[]string{"identity", "nope"}, `unknown command "nope" for "seta identity"`},
+		{[]string{"policy", "wait", "extra"}, `unknown command "extra" for "seta policy wait"`},
+		{[]string{"identity", "list", "extra"}, `unknown command "extra" for "seta identity list"`},
 		{[]string{"endpoints", "nope"}, `invalid argument "nope"`},
 		{[]string{"status", "--timeout", "-1s"}, "--timeout must not be negative"},
 	}
@@ -399,6 +620,8 @@ func TestCobraErrors(t *testing.T) {
 	// A group alone prints its help and succeeds.
 	out := mustRun(t, "endpoint")
 	wantContains(t, "seta endpoint", out, "Available Commands:", "list", "get")
+	out = mustRun(t, "policy")
+	wantContains(t, "seta policy", out, "Available Commands:", "import", "validate", "get", "delete", "trace", "wait")
 }
 
 func TestSocketDefaultFromEnv(t *testing.T) {

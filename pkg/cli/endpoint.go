@@ -51,8 +51,10 @@ func endpointListCmd(g *globals, use string) *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List the endpoints on this node",
 		Long: `Lists the agent's endpoints, one per pod interface: the pod, its container
-ID, addresses, host-side device, state and labels. -o json and -o yaml print
-the agent's full endpoint records.`,
+ID, addresses, host-side device, state, security identity, whether policy
+is enforced for its INGRESS and EGRESS (enabled, disabled, or audit: drops
+are reported but not made), the POLICY REV(ision) its datapath runs, and its
+labels. -o json and -o yaml print the agent's full endpoint records.`,
 		Example: `  seta endpoint list
   seta endpoint ls -o json
   seta endpoint list -o yaml`,
@@ -76,10 +78,11 @@ the agent's full endpoint records.`,
 		}
 		slices.SortFunc(eps, func(a, b endpoint.Endpoint) int { return int(a.ID) - int(b.ID) })
 		return output.Print(cmd.OutOrStdout(), *o, eps, func(t *output.Tab) {
-			t.Row("ID", "POD", "CONTAINER", "IPV4", "IPV6", "INTERFACE", "STATE", "LABELS")
+			t.Row("ID", "POD", "CONTAINER", "IPV4", "IPV6", "INTERFACE", "STATE", "IDENTITY", "INGRESS", "EGRESS", "POLICY REV", "LABELS")
 			for _, ep := range eps {
+				ingress, egress, rev := policyColumns(ep.Policy)
 				t.Row(ep.ID, podName(ep), shortID(ep.ContainerID), addr(ep.IPv4), addr(ep.IPv6),
-					ep.HostIfName, ep.State, strings.Join(ep.Labels, ","))
+					ep.HostIfName, ep.State, identityColumn(ep.Identity), ingress, egress, rev, strings.Join(ep.Labels, ","))
 			}
 		})
 	}
@@ -152,12 +155,42 @@ func endpointTable(t *output.Tab, d v1.EndpointDetail) {
 		created = fmt.Sprintf("%s (%s ago)", ep.CreatedAt.Format(time.RFC3339), age(time.Since(ep.CreatedAt)))
 	}
 	t.Row("Created:", created)
+	t.Row("Identity:", identityColumn(ep.Identity))
+	t.Row("Security labels:", strings.Join(ep.SecurityLabels, ","))
+	if ep.Policy == nil {
+		t.Row("Policy:", "not available (the agent reports no policy for this endpoint)")
+	} else {
+		t.Row("Ingress policy:", ep.Policy.Ingress)
+		t.Row("Egress policy:", ep.Policy.Egress)
+		t.Row("Policy revision:", ep.Policy.Revision)
+		t.Row("Selected by:", strings.Join(ep.Policy.Policies, ","))
+	}
+	if ep.PolicyAudit {
+		t.Row("Policy audit:", "yes (policy drops are reported, not made)")
+	}
 	if d.Stats == nil {
 		t.Row("Counters:", "not available (the agent could not read the datapath's counters)")
 		return
 	}
 	t.Row("RX (to pod):", fmt.Sprintf("%d packets, %d bytes", d.Stats.RxPackets, d.Stats.RxBytes))
 	t.Row("TX (from pod):", fmt.Sprintf("%d packets, %d bytes", d.Stats.TxPackets, d.Stats.TxBytes))
+}
+
+// policyColumns renders an endpoint's ingress and egress enforcement and
+// policy revision; all "" (shown as "-") when the agent reports none.
+func policyColumns(p *endpoint.PolicyStatus) (ingress, egress, revision string) {
+	if p == nil {
+		return "", "", ""
+	}
+	return p.Ingress, p.Egress, strconv.FormatUint(p.Revision, 10)
+}
+
+// identityColumn renders a security identity, "" (shown as "-") for none.
+func identityColumn(id uint32) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.FormatUint(uint64(id), 10)
 }
 
 func podName(ep endpoint.Endpoint) string {

@@ -64,6 +64,9 @@ Start here:
   seta status              is the agent healthy, what does the kernel support?
   seta endpoint list       the pods on this node, their addresses and devices
   seta endpoint get 1      one endpoint in full, with its traffic counters
+  seta policy import F     apply network policies (CiliumNetworkPolicy, NetworkPolicy)
+  seta policy trace ...    would the policies let this traffic through, and why?
+  seta identity list       the security identities policies match on
   seta bpf endpoint list   the datapath's own view of the endpoints
   seta lab up              a whole Seta cluster on this machine to experiment with
 
@@ -94,6 +97,8 @@ Listings take -o json or -o yaml for scripts.`,
 		statusCmd(g),
 		endpointCmd(g),
 		endpointsCmd(g),
+		policyCmd(g),
+		identityCmd(g),
 		bpfCmd(g),
 		lab.Command(),
 	)

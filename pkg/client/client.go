@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/seta-net/seta/pkg/api/v1"
@@ -179,4 +180,74 @@ func (c *Client) CheckEndpoint(ctx context.Context, id uint16) (v1.CheckResult, 
 func (c *Client) GC(ctx context.Context, req v1.GCRequest) (v1.GCResult, error) {
 	var r v1.GCResult
 	return r, c.do(ctx, http.MethodPost, "/v1/gc", nil, req, &r)
+}
+
+// ImportPolicy calls POST /v1/policy: the agent applies every document of
+// every file, or none of them.
+func (c *Client) ImportPolicy(ctx context.Context, req v1.PolicyImport) (v1.PolicyImportResult, error) {
+	var r v1.PolicyImportResult
+	return r, c.do(ctx, http.MethodPost, "/v1/policy", nil, req, &r)
+}
+
+// ValidatePolicy calls POST /v1/policy/validate: the agent parses the files
+// and changes nothing.
+func (c *Client) ValidatePolicy(ctx context.Context, req v1.PolicyImport) (v1.PolicyImportResult, error) {
+	var r v1.PolicyImportResult
+	return r, c.do(ctx, http.MethodPost, "/v1/policy/validate", nil, req, &r)
+}
+
+// ListPolicy calls GET /v1/policy; an empty name or namespace does not
+// filter.
+func (c *Client) ListPolicy(ctx context.Context, name, namespace string) (v1.PolicyList, error) {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if namespace != "" {
+		q.Set("namespace", namespace)
+	}
+	var l v1.PolicyList
+	return l, c.do(ctx, http.MethodGet, "/v1/policy", q, nil, &l)
+}
+
+// DeletePolicy calls DELETE /v1/policy: every policy if all, else the one
+// named name (narrowed by namespace and kind when not empty).
+func (c *Client) DeletePolicy(ctx context.Context, name, namespace, kind string, all bool) (v1.PolicyDeleteResult, error) {
+	q := url.Values{}
+	if all {
+		q.Set("all", "true")
+	} else {
+		q.Set("name", name)
+		if namespace != "" {
+			q.Set("namespace", namespace)
+		}
+		if kind != "" {
+			q.Set("kind", kind)
+		}
+	}
+	var r v1.PolicyDeleteResult
+	return r, c.do(ctx, http.MethodDelete, "/v1/policy", q, nil, &r)
+}
+
+// TracePolicy calls GET /v1/policy/trace for a packet from an endpoint with
+// labels src to one with labels dst; dport is "PORT/PROTO" or "" for any.
+func (c *Client) TracePolicy(ctx context.Context, src, dst []string, dport string) (v1.Trace, error) {
+	q := url.Values{"src": {strings.Join(src, ",")}, "dst": {strings.Join(dst, ",")}}
+	if dport != "" {
+		q.Set("dport", dport)
+	}
+	var t v1.Trace
+	return t, c.do(ctx, http.MethodGet, "/v1/policy/trace", q, nil, &t)
+}
+
+// ListIdentities calls GET /v1/identities.
+func (c *Client) ListIdentities(ctx context.Context) ([]v1.IdentityInfo, error) {
+	var ids []v1.IdentityInfo
+	return ids, c.do(ctx, http.MethodGet, "/v1/identities", nil, nil, &ids)
+}
+
+// GetIdentity calls GET /v1/identities/{id}.
+func (c *Client) GetIdentity(ctx context.Context, id uint32) (v1.IdentityInfo, error) {
+	var info v1.IdentityInfo
+	return info, c.do(ctx, http.MethodGet, "/v1/identities/"+strconv.FormatUint(uint64(id), 10), nil, nil, &info)
 }

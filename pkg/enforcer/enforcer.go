@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/seta-net/seta/pkg/api/v1"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/identity"
 	"github.com/seta-net/seta/pkg/labels"
@@ -493,31 +494,6 @@ func (e *Enforcer) loadPolicies() ([]*api.Policy, error) {
 	return ps, nil
 }
 
-// TraceStep is one direction's decision in a trace.
-type TraceStep struct {
-	// Direction is "egress" (the source's policy) or "ingress" (the
-	// destination's).
-	Direction string `json:"direction"`
-	Enforced  bool   `json:"enforced"`
-	// Verdict is "allowed", "denied" (a deny rule) or "dropped" (no rule
-	// allowed it).
-	Verdict string `json:"verdict"`
-	// Entry is the map-state key that decided, if any.
-	Entry string `json:"entry,omitempty"`
-	// Rules are the policies behind the decision.
-	Rules []string `json:"rules,omitempty"`
-	// Selecting are the policies that select the endpoint.
-	Selecting []string `json:"selecting,omitempty"`
-}
-
-// Trace is the answer of a policy trace.
-type Trace struct {
-	SrcIdentity uint32      `json:"srcIdentity"`
-	DstIdentity uint32      `json:"dstIdentity"`
-	Steps       []TraceStep `json:"steps"`
-	Verdict     string      `json:"verdict"`
-}
-
 // TraceLabels builds the security labels of a hypothetical endpoint for
 // trace: labels without a source are k8s labels, and the namespace is the
 // one its k8s:io.kubernetes.pod.namespace label names ("default" if none),
@@ -526,6 +502,13 @@ func (e *Enforcer) TraceLabels(raw []string) (labels.Labels, error) {
 	ls, err := labels.ParseAll(raw, labels.SourceK8s)
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range ls {
+		if l.Source == labels.SourceReserved {
+			// A reserved identity (reserved:world, reserved:host) has
+			// no namespace.
+			return ls, nil
+		}
 	}
 	ns, ok := ls.Namespace()
 	if !ok {
@@ -543,7 +526,7 @@ func (e *Enforcer) TraceLabels(raw []string) (labels.Labels, error) {
 
 // Trace explains the verdict for a packet from an endpoint with labels src
 // to one with labels dst.
-func (e *Enforcer) Trace(src, dst labels.Labels, proto uint8, port uint16) Trace {
+func (e *Enforcer) Trace(src, dst labels.Labels, proto uint8, port uint16) v1.Trace {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ids := e.alloc.List()
@@ -567,9 +550,9 @@ func (e *Enforcer) Trace(src, dst labels.Labels, proto uint8, port uint16) Trace
 	}
 	srcID, dstID := idOf(src), idOf(dst)
 	opts := policy.Options{Mode: e.cfg.Mode, AllowLocalhost: e.cfg.AllowLocalhost}
-	step := func(dir policy.Direction, ls labels.Labels, peer identity.ID) TraceStep {
+	step := func(dir policy.Direction, ls labels.Labels, peer identity.ID) v1.TraceStep {
 		res := e.repo.Resolve(ls, ids, opts)
-		st := TraceStep{Direction: dir.String(), Selecting: res.Policies}
+		st := v1.TraceStep{Direction: dir.String(), Selecting: res.Policies}
 		st.Enforced = res.IngressEnforced
 		if dir == policy.Egress {
 			st.Enforced = res.EgressEnforced
@@ -585,8 +568,8 @@ func (e *Enforcer) Trace(src, dst labels.Labels, proto uint8, port uint16) Trace
 		}
 		return st
 	}
-	t := Trace{SrcIdentity: uint32(srcID), DstIdentity: uint32(dstID)}
-	t.Steps = []TraceStep{step(policy.Egress, src, dstID), step(policy.Ingress, dst, srcID)}
+	t := v1.Trace{SrcIdentity: uint32(srcID), DstIdentity: uint32(dstID)}
+	t.Steps = []v1.TraceStep{step(policy.Egress, src, dstID), step(policy.Ingress, dst, srcID)}
 	t.Verdict = "allowed"
 	for _, s := range t.Steps {
 		if s.Verdict != "allowed" {

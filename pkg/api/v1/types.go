@@ -157,3 +157,28 @@ type IdentityInfo struct {
 	UnusedSince string   `json:"unusedSince,omitempty"`
 	Reserved    bool     `json:"reserved,omitempty"`
 }
+
+// TraceStep is one direction's decision in a trace.
+type TraceStep struct {
+	// Direction is "egress" (the source's policy) or "ingress" (the
+	// destination's).
+	Direction string `json:"direction"`
+	Enforced  bool   `json:"enforced"`
+	// Verdict is "allowed", "denied" (a deny rule) or "dropped" (no rule
+	// allowed it).
+	Verdict string `json:"verdict"`
+	// Entry is the map-state key that decided, if any.
+	Entry string `json:"entry,omitempty"`
+	// Rules are the policies behind the decision.
+	Rules []string `json:"rules,omitempty"`
+	// Selecting are the policies that select the endpoint.
+	Selecting []string `json:"selecting,omitempty"`
+}
+
+// Trace is the answer of a policy trace.
+type Trace struct {
+	SrcIdentity uint32      `json:"srcIdentity"`
+	DstIdentity uint32      `json:"dstIdentity"`
+	Steps       []TraceStep `json:"steps"`
+	Verdict     string      `json:"verdict"`
+}
