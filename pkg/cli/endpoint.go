@@ -29,7 +29,7 @@ endpoints from 1 to 65535; the datapath's maps use that ID.`,
   seta endpoint get 3
   seta endpoint get 3 -o json`,
 	})
-	cmd.AddCommand(endpointListCmd(g, "list"), endpointGetCmd(g))
+	cmd.AddCommand(endpointListCmd(g, "list"), endpointGetCmd(g), endpointConfigCmd(g))
 	return cmd
 }
 
@@ -241,4 +241,44 @@ func age(d time.Duration) string {
 		return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
 	}
 	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
+func endpointConfigCmd(g *globals) *cobra.Command {
+	var audit string
+	cmd := &cobra.Command{
+		Use:   "config ID --policy-audit=true|false",
+		Short: "Change an endpoint's configuration (policy audit mode)",
+		Long: `In policy audit mode the endpoint's policy verdicts are computed and
+reported, but nothing is dropped: a way to try a policy on live traffic.`,
+		Example: "  seta endpoint config 3 --policy-audit=true",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseEndpointID(args[0])
+			if err != nil {
+				return err
+			}
+			var cfg endpoint.EndpointConfig
+			switch audit {
+			case "true", "false":
+				v := audit == "true"
+				cfg.PolicyAudit = &v
+			case "":
+				return fmt.Errorf("nothing to change: give --policy-audit=true or --policy-audit=false")
+			default:
+				return fmt.Errorf("--policy-audit must be true or false, got %q", audit)
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			ep, err := c.ConfigureEndpoint(cmd.Context(), id, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "endpoint %d: policy audit %v\n", ep.ID, ep.PolicyAudit)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&audit, "policy-audit", "", "true: report policy drops without dropping; false: enforce")
+	return cmd
 }

@@ -251,3 +251,9 @@ func (c *Client) GetIdentity(ctx context.Context, id uint32) (v1.IdentityInfo, e
 	var info v1.IdentityInfo
 	return info, c.do(ctx, http.MethodGet, "/v1/identities/"+strconv.FormatUint(uint64(id), 10), nil, nil, &info)
 }
+
+// ConfigureEndpoint calls PATCH /v1/endpoints/{id}/config.
+func (c *Client) ConfigureEndpoint(ctx context.Context, id uint16, cfg endpoint.EndpointConfig) (endpoint.Endpoint, error) {
+	var ep endpoint.Endpoint
+	return ep, c.do(ctx, http.MethodPatch, "/v1/endpoints/"+strconv.Itoa(int(id))+"/config", nil, cfg, &ep)
+}

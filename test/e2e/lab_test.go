@@ -375,3 +375,5 @@ func TestPrivilegedLabTwoNodes(t *testing.T) {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+var nilSignal = syscall.Signal(0)
