@@ -69,7 +69,8 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "cniadd: a lab %q is left over from an earlier run (%s); remove it with: seta lab down --name %s\n", labName, lab.Dir(labName), labName)
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGPIPE too: a closed stdout (| head) must not skip the cleanup.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
 	defer stop()
 	agentBin, _ := filepath.Abs(filepath.Join(*binDir, "seta-agent"))
 	cniDir, _ := filepath.Abs(*binDir)

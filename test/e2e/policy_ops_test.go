@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,3 +160,30 @@ func TestPrivilegedPolicyDirectory(t *testing.T) {
 		t.Errorf("still closed after the file was removed: %s", o)
 	}
 }
+
+// A policy that would overflow the policy map is refused whole, and the
+// policies in force stay.
+func TestPrivilegedPolicyOverflowRefused(t *testing.T) {
+	l := newPolicyLab(t, "--policy-map-size=64")
+	l.apply(t, webClosed)
+	var b strings.Builder
+	b.WriteString(cnpHeader + "metadata: {name: huge}\nspecs:\n")
+	for i := 0; i < 80; i++ {
+		b.WriteString("- endpointSelector: {}\n  ingress:\n  - fromEntities: [cluster]\n")
+		b.WriteString("    toPorts: [{ports: [{port: \"" + itoa(10000+i) + "\", protocol: TCP}]}]\n")
+	}
+	f := filepath.Join(t.TempDir(), "huge.yaml")
+	os.WriteFile(f, []byte(b.String()), 0o644)
+	out, err := l.run("policy", "import", f)
+	if err == nil || !strings.Contains(out, "does not fit") {
+		t.Fatalf("an overflowing policy was not refused: %v\n%s", err, out)
+	}
+	if got := l.must("policy", "get"); strings.Contains(got, "huge") || !strings.Contains(got, "web-in") {
+		t.Errorf("policies after the refusal:\n%s", got)
+	}
+	if ok, o := l.check(deny("client", "web", "tcp")); ok {
+		t.Errorf("the policy in force stopped working: %s", o)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
