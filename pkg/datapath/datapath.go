@@ -155,7 +155,10 @@ func (d *Datapath) SetupEndpoint(ep *endpoint.Endpoint) (err error) {
 			d.RemoveEndpoint(ep)
 		}
 	}()
-	return d.program(ep, lk)
+	if err := d.program(ep, lk); err != nil {
+		return err
+	}
+	return linux.EnsureHostRoutes(lk, podNet(ep))
 }
 
 // program attaches the endpoint's program and writes its map entries. The

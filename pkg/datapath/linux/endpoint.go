@@ -73,7 +73,8 @@ func randomMAC() net.HardwareAddr {
 }
 
 // CreateEndpoint creates the veth pair with its peer inside the container's
-// netns and configures both sides. On error nothing is left behind.
+// netns and configures both sides, except the node's routes to the pod
+// (EnsureHostRoutes). On error nothing is left behind.
 func CreateEndpoint(hostIfName string, pod PodNet) (_ Link, err error) {
 	nsh, err := openNetNS(pod.NetNS)
 	if err != nil {
@@ -173,7 +174,10 @@ func configureHost(host netlink.Link, pod PodNet, lk Link) error {
 	if err := netlink.LinkSetUp(host); err != nil {
 		return fmt.Errorf("set %s up: %w", lk.HostIfName, err)
 	}
-	return EnsureHostRoutes(lk, pod)
+	// The node's routes to the pod come later (EnsureHostRoutes), once the
+	// datapath knows the endpoint: a packet routed to seta_host before then
+	// would find no endpoint and be dropped.
+	return nil
 }
 
 // EnsureHostRoutes (re)creates the node's route and permanent neighbour entry
