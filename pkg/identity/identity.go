@@ -170,9 +170,11 @@ func (a *Allocator) notify() {
 // Acquire returns the identity of ls, allocating one if needed, and takes a
 // reference. A set that is exactly one reserved label gets that reserved
 // identity.
-func (a *Allocator) Acquire(ls labels.Labels) (Identity, error) {
+func (a *Allocator) Acquire(ls labels.Labels) (Identity, error) { return a.acquire(ls, false) }
+
+func (a *Allocator) acquire(ls labels.Labels, local bool) (Identity, error) {
 	a.mu.Lock()
-	id, isNew, err := a.acquireLocked(ls, false)
+	id, isNew, err := a.acquireLocked(ls, local)
 	out := a.copyOf(id)
 	a.mu.Unlock()
 	if err != nil {
@@ -228,18 +230,7 @@ func (a *Allocator) freeID(lo, hi ID, next *ID) (ID, error) {
 // AcquireCIDR returns the node-local identity of a CIDR peer and takes a
 // reference.
 func (a *Allocator) AcquireCIDR(p netip.Prefix) (Identity, error) {
-	ls := labels.New(labels.Label{Source: labels.SourceCIDR, Key: p.Masked().String()})
-	a.mu.Lock()
-	id, isNew, err := a.acquireLocked(ls, true)
-	out := a.copyOf(id)
-	a.mu.Unlock()
-	if err != nil {
-		return Identity{}, err
-	}
-	if isNew {
-		a.notify()
-	}
-	return out, nil
+	return a.acquire(labels.New(labels.Label{Source: labels.SourceCIDR, Key: p.Masked().String()}), true)
 }
 
 // Release drops a reference. Reserved identities are never released;
