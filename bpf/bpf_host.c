@@ -75,6 +75,13 @@ int cil_from_host(struct __sk_buff *skb)
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
 	if (!l.related && !ct_is_reply(&t, l.closing)) {
+		if (src_id == IDENTITY_HOST) {
+			/* From the node itself: the node's egress (host) policy. */
+			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
+
+			if (enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, &l, &t) < 0)
+				return CTX_ACT_DROP;
+		}
 		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, &l, &t) < 0)
 			return CTX_ACT_DROP;
 		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, &l, &t) < 0)

@@ -11,7 +11,8 @@
  *
  * Every packet that is not a reply of a tracked connection is checked
  * against the egress policy of the sending endpoint and, when the receiver
- * is a local endpoint, its ingress policy (lib/enforce.h).
+ * is a local endpoint, its ingress policy, or the node's own ingress policy
+ * when the receiver is the node (lib/enforce.h).
  *
  * Packets between two endpoints of this node never reach the host stack:
  * from-container rewrites the MACs, decrements TTL and hands the packet
@@ -77,6 +78,13 @@ static __always_inline int policy_packet(struct __sk_buff *skb, const struct end
 		return -1;
 	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t) < 0)
 		return -1;
+	if (!dst && dst_id == IDENTITY_HOST) {
+		/* To the node itself: the node's ingress (host) policy. */
+		struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
+
+		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t) < 0)
+			return -1;
+	}
 	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t);
 }
 

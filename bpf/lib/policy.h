@@ -21,6 +21,10 @@
 #define IDENTITY_HOST  1
 #define IDENTITY_WORLD 2
 
+/* The node itself has policy entries under endpoint ID 0 (host policies,
+ * CiliumClusterwideNetworkPolicy nodeSelector rules); pkg/enforcer. */
+#define HOST_EP_ID 0
+
 struct ipcache_key {
 	__u32 prefixlen; /* bits after this field: 32 (family+pad) + address bits */
 	__u8  family;    /* enum addr_family */

@@ -51,6 +51,14 @@ type Agent struct {
 	LabelExclusions []string `json:"labelExclusions,omitempty"`
 	// IdentityGracePeriod is how long an unused identity is kept.
 	IdentityGracePeriod string `json:"identityGracePeriod"`
+	// EnableHostFirewall enforces the node's own policy (nodeSelector
+	// rules) on its devices and towards its pods.
+	EnableHostFirewall bool `json:"enableHostFirewall"`
+	// NodeLabels are the node's labels, k=v, for nodeSelectors.
+	NodeLabels []string `json:"nodeLabels,omitempty"`
+	// Devices get the host firewall; empty: every device with a global
+	// address except Seta's own.
+	Devices []string `json:"devices,omitempty"`
 }
 
 // Default paths.
@@ -117,6 +125,9 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.val.PolicyDir, "policy-dir", d.PolicyDir, "directory of policy files (YAML/JSON) to keep applied; changes are picked up")
 	fs.StringSliceVar(&f.val.LabelExclusions, "label-exclusions", d.LabelExclusions, "regular expressions on label keys that do not take part in identities")
 	fs.StringVar(&f.val.IdentityGracePeriod, "identity-grace-period", d.IdentityGracePeriod, "how long an unused identity is kept before it is freed")
+	fs.BoolVar(&f.val.EnableHostFirewall, "enable-host-firewall", d.EnableHostFirewall, "enforce the node's own policy (nodeSelector rules) on its devices and towards its pods")
+	fs.StringSliceVar(&f.val.NodeLabels, "node-labels", d.NodeLabels, "the node's labels, k=v,..., which nodeSelectors match")
+	fs.StringSliceVar(&f.val.Devices, "devices", d.Devices, "devices for the host firewall (default: every device with a global address)")
 	return f
 }
 
@@ -148,6 +159,9 @@ func (f *Flags) Config() (Agent, error) {
 		"policy-dir":            func() { c.PolicyDir = f.val.PolicyDir },
 		"label-exclusions":      func() { c.LabelExclusions = f.val.LabelExclusions },
 		"identity-grace-period": func() { c.IdentityGracePeriod = f.val.IdentityGracePeriod },
+		"enable-host-firewall":  func() { c.EnableHostFirewall = f.val.EnableHostFirewall },
+		"node-labels":           func() { c.NodeLabels = f.val.NodeLabels },
+		"devices":               func() { c.Devices = f.val.Devices },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -216,6 +230,9 @@ func (c Agent) Validate() error {
 	}
 	if _, err := labels.NewFilter(c.LabelExclusions); err != nil {
 		bad("labelExclusions", "%v", err)
+	}
+	if _, err := labels.ParseAll(c.NodeLabels, labels.SourceK8s); err != nil {
+		bad("nodeLabels", "%v", err)
 	}
 	if d, err := time.ParseDuration(c.IdentityGracePeriod); err != nil || d < 0 {
 		bad("identityGracePeriod", "must be a duration such as 15m, got %q", c.IdentityGracePeriod)

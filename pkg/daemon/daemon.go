@@ -50,6 +50,14 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	if pools.V6 != nil {
 		dpCfg.GatewayV6 = pools.V6.Gateway()
 	}
+	if cfg.EnableHostFirewall {
+		dpCfg.HostFirewallDevices = cfg.Devices
+		if len(dpCfg.HostFirewallDevices) == 0 {
+			if dpCfg.HostFirewallDevices, err = linux.HostFirewallDevices(); err != nil {
+				return err
+			}
+		}
+	}
 	dp, err := datapath.New(log, dpCfg)
 	if err != nil {
 		return err
@@ -167,6 +175,7 @@ func buildPolicy(log *slog.Logger, cfg config.Agent, dp *datapath.Datapath) (*en
 	pol, err := enforcer.New(log, enforcer.Config{
 		Mode: mode, AuditMode: cfg.PolicyAuditMode, AllowLocalhost: cfg.AllowLocalhost,
 		LabelFilter: filter, StateDir: cfg.StateDir,
+		HostFirewall: cfg.EnableHostFirewall, NodeLabels: cfg.NodeLabels,
 	}, alloc, dp)
 	if err != nil {
 		return nil, nil, err

@@ -39,6 +39,9 @@ type Config struct {
 	// AuditMode makes every endpoint report policy drops instead of
 	// dropping (agent-wide policy audit mode).
 	AuditMode bool
+	// HostFirewallDevices are the node devices that get the host firewall
+	// programs; empty: no host firewall.
+	HostFirewallDevices []string
 }
 
 // Datapath is the loaded datapath.
@@ -89,6 +92,23 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err := nodeAtt.Attach(netIfindex, linux.NetDevice, attach.Ingress, objs.FromHost); err != nil {
 		objs.Close()
 		return nil, fmt.Errorf("attach from-host program: %w", err)
+	}
+	for _, dev := range cfg.HostFirewallDevices {
+		idx, _, ok, err := linux.HostLink(dev)
+		if err == nil && !ok {
+			err = fmt.Errorf("no such device")
+		}
+		if err == nil {
+			err = nodeAtt.Attach(idx, dev, attach.Ingress, objs.FromNetdev)
+		}
+		if err == nil {
+			err = nodeAtt.Attach(idx, dev, attach.Egress, objs.ToNetdev)
+		}
+		if err != nil {
+			objs.Close()
+			return nil, fmt.Errorf("attach host firewall to %s: %w", dev, err)
+		}
+		log.Info("Host firewall attached", "device", dev)
 	}
 	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot)
 	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att}, nil

@@ -51,6 +51,7 @@ func (f *fixture) load(t *testing.T) *datapath.Datapath {
 		t.Fatalf("load datapath: %v", err)
 	}
 	t.Cleanup(func() { dp.Close() })
+	allowAll(t, dp, 0) // the node's own policy, as the enforcer writes it
 	return dp
 }
 

@@ -45,7 +45,16 @@ type Config struct {
 	LabelFilter    *labels.Filter
 	// StateDir holds policies.json; empty keeps policies in memory.
 	StateDir string
+	// HostFirewall enforces the node's own policy (nodeSelector rules);
+	// without it the node's entries allow everything.
+	HostFirewall bool
+	// NodeLabels are the node's labels (k=v), which nodeSelectors match.
+	NodeLabels []string
 }
+
+// HostEndpointID is the endpoint ID under which the node's own policy is
+// written (HOST_EP_ID in bpf/lib/policy.h).
+const HostEndpointID = 0
 
 type epState struct {
 	ep       endpoint.Endpoint
@@ -69,6 +78,8 @@ type Enforcer struct {
 	cookieNames map[uint32][]string
 	// pinned is the policy map as found at startup, until RestoreDone.
 	pinned map[uint16]map[policy.Key]policy.Value
+	// host is the node's own policy state, from RestoreDone on.
+	host *epState
 }
 
 // New returns an enforcer with the persisted policies loaded.
@@ -211,6 +222,20 @@ func (e *Enforcer) RestoreDone() error {
 			return err
 		}
 	}
+	hl, err := e.hostLabels()
+	if err != nil {
+		return err
+	}
+	written := e.pinned[HostEndpointID]
+	if written == nil {
+		written = map[policy.Key]policy.Value{}
+	}
+	delete(e.pinned, HostEndpointID)
+	host := &epState{ep: endpoint.Endpoint{ID: HostEndpointID}, labels: hl, identity: identity.Host, written: written}
+	if err := e.regenerateLocked(host, e.repo); err != nil {
+		return fmt.Errorf("host policy: %w", err)
+	}
+	e.host = host
 	for id, entries := range e.pinned {
 		if _, live := e.eps[id]; live {
 			continue
@@ -223,13 +248,35 @@ func (e *Enforcer) RestoreDone() error {
 	return e.syncIPCacheLocked()
 }
 
+// resolve computes st's policy: an endpoint's from the repository, the
+// node's from its nodeSelector rules when the host firewall is on.
+func (e *Enforcer) resolve(st *epState, repo *policy.Repository, ids []identity.Identity) *policy.Resolved {
+	if st.ep.ID == HostEndpointID && !e.cfg.HostFirewall {
+		return &policy.Resolved{Revision: repo.Revision(), State: policy.MapState{
+			{Dir: policy.Ingress}: {Rules: []string{"host firewall disabled"}},
+			{Dir: policy.Egress}:  {Rules: []string{"host firewall disabled"}},
+		}}
+	}
+	return repo.Resolve(st.labels, ids, policy.Options{Mode: e.cfg.Mode, AllowLocalhost: e.cfg.AllowLocalhost,
+		Host: st.ep.ID == HostEndpointID})
+}
+
+// hostLabels are the node's: reserved:host and its node labels.
+func (e *Enforcer) hostLabels() (labels.Labels, error) {
+	ls, err := labels.ParseAll(e.cfg.NodeLabels, labels.SourceK8s)
+	if err != nil {
+		return nil, fmt.Errorf("node labels: %w", err)
+	}
+	return labels.New(append(ls, labels.Label{Source: labels.SourceReserved, Key: "host"})...), nil
+}
+
 // regenerateLocked resolves st's policy against repo and writes the
 // difference.
 func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) error {
 	if err := e.ensureCIDRIdentities(repo); err != nil {
 		return err
 	}
-	res := repo.Resolve(st.labels, e.alloc.List(), policy.Options{Mode: e.cfg.Mode, AllowLocalhost: e.cfg.AllowLocalhost})
+	res := e.resolve(st, repo, e.alloc.List())
 	want := make(map[policy.Key]policy.Value, len(res.State))
 	for k, en := range res.State {
 		want[k] = policy.Value{Deny: en.Deny, Cookie: e.cookie(en.Rules)}
@@ -322,6 +369,11 @@ func (e *Enforcer) syncIPCacheLocked() error {
 // regenerateAllLocked resolves every endpoint against repo.
 func (e *Enforcer) regenerateAllLocked(repo *policy.Repository) error {
 	var errs []error
+	if e.host != nil {
+		if err := e.regenerateLocked(e.host, repo); err != nil {
+			errs = append(errs, fmt.Errorf("host: %w", err))
+		}
+	}
 	for _, st := range e.eps {
 		if err := e.regenerateLocked(st, repo); err != nil {
 			errs = append(errs, fmt.Errorf("endpoint %d: %w", st.ep.ID, err))
@@ -379,8 +431,10 @@ func (e *Enforcer) change(apply func(*policy.Repository) error) (uint64, error) 
 	total := 0
 	ids := e.alloc.List()
 	for _, st := range e.eps {
-		res := next.Resolve(st.labels, ids, policy.Options{Mode: e.cfg.Mode, AllowLocalhost: e.cfg.AllowLocalhost})
-		total += len(res.State)
+		total += len(e.resolve(st, next, ids).State)
+	}
+	if e.host != nil {
+		total += len(e.resolve(e.host, next, ids).State)
 	}
 	if c := e.dp.PolicyCapacity(); total > c {
 		return 0, fmt.Errorf("%w: it needs %d entries for %d endpoints, the map holds %d (raise --policy-map-size)", ErrTooLarge, total, len(e.eps), c)

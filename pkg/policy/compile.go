@@ -41,7 +41,9 @@ func compileRule(p *api.Policy, r *api.Rule) (*rule, error) {
 	}
 	switch {
 	case r.NodeSelector != nil:
+		// Host policy: it selects nodes by their labels, in any namespace.
 		ru.node = true
+		ru.subject = compile(r.NodeSelector)
 	case namespaced(p):
 		// "A CiliumNetworkPolicy only selects endpoints in its namespace."
 		ru.subject = compile(r.EndpointSelector, inNamespace(p.Namespace))

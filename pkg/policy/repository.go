@@ -63,8 +63,7 @@ type peerRule struct {
 type rule struct {
 	policy  string
 	subject selector
-	// node rules (nodeSelector) select the host, which has no endpoint
-	// here: they are kept for listing but select nothing.
+	// node rules (nodeSelector) select only the node itself (Options.Host).
 	node                  bool
 	hasIngress, hasEgress bool
 	ingress, ingressDeny  []peerRule
@@ -186,6 +185,9 @@ type Options struct {
 	// whatever the policy says, unless a deny rule matches, as Cilium's
 	// default allow-localhost does.
 	AllowLocalhost bool
+	// Host resolves the policy of the node itself: only nodeSelector rules
+	// select it, and ls are the node's labels.
+	Host bool
 }
 
 // Resolved is an endpoint's policy.
@@ -207,7 +209,7 @@ func (r *Repository) Resolve(ls labels.Labels, ids []identity.Identity, o Option
 	var selecting []*rule
 	for _, rs := range r.rules {
 		for _, ru := range rs {
-			if !ru.node && ru.subject.matches(ls) {
+			if ru.node == o.Host && ru.subject.matches(ls) {
 				selecting = append(selecting, ru)
 				if !slices.Contains(res.Policies, ru.policy) {
 					res.Policies = append(res.Policies, ru.policy)
@@ -235,7 +237,7 @@ func (r *Repository) Resolve(ls labels.Labels, ids []identity.Identity, o Option
 			res.State.add(Key{Dir: dir}, Entry{Rules: []string{"enforcement disabled"}})
 			continue
 		}
-		if dir == Ingress && o.AllowLocalhost {
+		if dir == Ingress && o.AllowLocalhost && !o.Host {
 			res.State.add(Key{Dir: Ingress, Identity: identity.Host}, Entry{Rules: []string{"allow-localhost"}})
 		}
 		for _, ru := range selecting {

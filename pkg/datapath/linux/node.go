@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -97,6 +98,33 @@ func NodeAddrs() ([]netip.Prefix, error) {
 		for _, a := range addrs {
 			if p, ok := prefixOf(a.IPNet); ok && p.Addr().IsGlobalUnicast() {
 				out = append(out, p.Masked())
+			}
+		}
+	}
+	return out, nil
+}
+
+// HostFirewallDevices lists the devices the host firewall goes on by
+// default: every device with a global address, except loopback and Seta's own.
+func HostFirewallDevices() ([]string, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var out []string
+	for _, l := range links {
+		n := l.Attrs().Name
+		if n == "lo" || n == HostDevice || n == NetDevice || strings.HasPrefix(n, "lxc") {
+			continue
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range addrs {
+			if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
+				out = append(out, n)
+				break
 			}
 		}
 	}

@@ -36,19 +36,23 @@ type Objects struct {
 	// FromContainer goes on the ingress of every endpoint's host-side veth.
 	FromContainer *ebpf.Program
 	// FromHost goes on the ingress of seta_net, once per node.
-	FromHost  *ebpf.Program
-	Endpoints *maps.EndpointMap
-	EpStats   *maps.EpStatsMap
-	Metrics   *maps.MetricsMap
-	Policy    *maps.PolicyMap
-	IPCache   *maps.IPCacheMap
+	FromHost *ebpf.Program
+	// FromNetdev and ToNetdev are the host firewall on the node's devices.
+	FromNetdev *ebpf.Program
+	ToNetdev   *ebpf.Program
+	Endpoints  *maps.EndpointMap
+	EpStats    *maps.EpStatsMap
+	Metrics    *maps.MetricsMap
+	Policy     *maps.PolicyMap
+	IPCache    *maps.IPCacheMap
 
-	lxc  bpf.LxcObjects
-	host bpf.HostObjects
+	lxc    bpf.LxcObjects
+	host   bpf.HostObjects
+	netdev bpf.NetdevObjects
 }
 
 // Close releases file descriptors; pinned maps and attached links stay.
-func (o *Objects) Close() error { return errors.Join(o.lxc.Close(), o.host.Close()) }
+func (o *Objects) Close() error { return errors.Join(o.lxc.Close(), o.host.Close(), o.netdev.Close()) }
 
 const bpffsMagic = 0xcafe4a11
 
@@ -113,6 +117,12 @@ func Load(opts Options) (*Objects, error) {
 		o.lxc.Close()
 		return nil, err
 	}
+	if err := load(bpf.LoadNetdev, &o.netdev, opts); err != nil {
+		o.lxc.Close()
+		o.host.Close()
+		return nil, err
+	}
+	o.FromNetdev, o.ToNetdev = o.netdev.CilFromNetdev, o.netdev.CilToNetdev
 	o.FromContainer = o.lxc.CilFromContainer
 	o.FromHost = o.host.CilFromHost
 	o.Endpoints = maps.NewEndpointMap(o.lxc.SetaEndpoints)
