@@ -94,6 +94,17 @@ func statusTable(t *output.Tab, v statusView, verbose bool) {
 	t.Row("BPF root:", dp.BPFRoot)
 	t.Row("Features:", featureSummary(dp.Features, !verbose))
 	t.Row("Endpoints:", v.Endpoints)
+	if p := v.Policy; p != nil {
+		mode := p.Enforcement
+		if p.AuditMode {
+			mode += ", audit mode"
+		}
+		if p.HostFirewall {
+			mode += ", host firewall"
+		}
+		t.Row("Policy:", fmt.Sprintf("%s; revision %d, %d policies, %d identities; %d changes applied, %d refused (%d too large for the map)",
+			mode, p.Revision, p.Policies, p.Identities, p.Imports, p.ImportErrors, p.RefusedTooLarge))
+	}
 	if len(v.IPAM) == 0 {
 		t.Row("IPAM:", "no pools")
 	}

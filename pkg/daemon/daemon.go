@@ -93,6 +93,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 
 	status := func() v1.Status {
 		rep := dp.Features()
+		ps := pol.Stats()
 		feats := make([]v1.Feature, 0, len(rep.Features))
 		for _, f := range rep.Features {
 			feats = append(feats, v1.Feature{Name: f.Name, Status: string(f.Status), Required: f.Required, MinKernel: f.MinKernel, Detail: f.Detail})
@@ -102,6 +103,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 			Uptime: time.Since(started).Round(time.Second).String(), Endpoints: mgr.Count(),
 			IPAM:     pools.Status(),
 			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: feats, BPFRoot: cfg.BPFRoot},
+			Policy: &v1.PolicyStatus{
+				Enforcement: cfg.PolicyEnforcement, AuditMode: cfg.PolicyAuditMode, HostFirewall: cfg.EnableHostFirewall,
+				Revision: pol.Revision(), Policies: len(pol.Policies()), Identities: len(alloc.List()),
+				Imports: ps.Imports, ImportErrors: ps.ImportErrors, RefusedTooLarge: ps.TooLarge,
+			},
 		}
 	}
 	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc})

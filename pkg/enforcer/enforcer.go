@@ -80,6 +80,25 @@ type Enforcer struct {
 	pinned map[uint16]map[policy.Key]policy.Value
 	// host is the node's own policy state, from RestoreDone on.
 	host *epState
+	// stats counts policy changes, for status and metrics.
+	stats Stats
+}
+
+// Stats counts policy changes since the agent started.
+type Stats struct {
+	Imports int `json:"imports"`
+	// ImportErrors counts changes refused or failed, TooLarge those of
+	// them refused because they would overflow the policy map.
+	ImportErrors int `json:"importErrors"`
+	TooLarge     int `json:"refusedTooLarge"`
+	Deletes      int `json:"deletes"`
+}
+
+// Stats returns the counters.
+func (e *Enforcer) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
 }
 
 // New returns an enforcer with the persisted policies loaded.
@@ -418,9 +437,21 @@ func (e *Enforcer) DeleteAll() (uint64, error) {
 	return e.change(func(r *policy.Repository) error { r.DeleteAll(); return nil })
 }
 
-func (e *Enforcer) change(apply func(*policy.Repository) error) (uint64, error) {
+func (e *Enforcer) change(apply func(*policy.Repository) error) (rev uint64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer func() {
+		switch {
+		case errors.Is(err, ErrTooLarge):
+			e.stats.ImportErrors++
+			e.stats.TooLarge++
+			e.log.Warn("Policy refused", "error", err)
+		case err != nil:
+			e.stats.ImportErrors++
+		default:
+			e.stats.Imports++
+		}
+	}()
 	next := e.repo.Clone()
 	if err := apply(next); err != nil {
 		return 0, err
@@ -444,7 +475,7 @@ func (e *Enforcer) change(apply func(*policy.Repository) error) (uint64, error) 
 	}
 	e.repo = next
 	start := time.Now()
-	err := e.regenerateAllLocked(next)
+	err = e.regenerateAllLocked(next)
 	e.log.Info("Policy changed", "revision", next.Revision(), "policies", len(next.List()), "endpoints", len(e.eps), "duration", time.Since(start))
 	return next.Revision(), err
 }

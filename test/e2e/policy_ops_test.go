@@ -184,6 +184,9 @@ func TestPrivilegedPolicyOverflowRefused(t *testing.T) {
 	if ok, o := l.check(deny("client", "web", "tcp")); ok {
 		t.Errorf("the policy in force stopped working: %s", o)
 	}
+	if st := l.must("status"); !strings.Contains(st, "1 refused (1 too large for the map)") {
+		t.Errorf("the refusal is not counted in status:\n%s", st)
+	}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }

@@ -75,6 +75,21 @@ type Status struct {
 	Endpoints int               `json:"endpoints"`
 	IPAM      []ipam.PoolStatus `json:"ipam"`
 	Datapath  DatapathStatus    `json:"datapath"`
+	Policy    *PolicyStatus     `json:"policy,omitempty"`
+}
+
+// PolicyStatus summarises policy on the node.
+type PolicyStatus struct {
+	Enforcement  string `json:"enforcement"`
+	AuditMode    bool   `json:"auditMode"`
+	HostFirewall bool   `json:"hostFirewall"`
+	Revision     uint64 `json:"revision"`
+	Policies     int    `json:"policies"`
+	Identities   int    `json:"identities"`
+	// Changes applied, and refused (overflow counted apart).
+	Imports         int `json:"imports"`
+	ImportErrors    int `json:"importErrors"`
+	RefusedTooLarge int `json:"refusedTooLarge"`
 }
 
 // Config is GET /v1/config.
