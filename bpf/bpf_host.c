@@ -40,6 +40,8 @@ int cil_from_host(struct __sk_buff *skb)
 
 		if ((void *)(ip4 + 1) > data_end)
 			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
+		if (ipv4_is_multicast_or_broadcast(ip4->daddr))
+			return CTX_ACT_OK; /* seta_host's own, not for a pod */
 		key_from_ipv4(&key, ip4->daddr);
 		t.family = ADDR_FAMILY_IPV4;
 		__builtin_memcpy(t.saddr, &ip4->saddr, 4);
@@ -56,6 +58,8 @@ int cil_from_host(struct __sk_buff *skb)
 
 		if ((void *)(ip6 + 1) > data_end)
 			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
+		if (ipv6_is_linklocal_or_multicast(ip6))
+			return CTX_ACT_OK; /* seta_host's own MLD/ND, not for a pod */
 		key_from_ipv6(&key, &ip6->daddr);
 		t.family = ADDR_FAMILY_IPV6;
 		__builtin_memcpy(t.saddr, &ip6->saddr, 16);

@@ -72,4 +72,27 @@ static __always_inline int rewrite_l2(struct __sk_buff *skb, const struct endpoi
 	return bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0);
 }
 
+/* Neighbour discovery, MLD and the like, which belong to the host stack. */
+static __always_inline int ipv6_is_linklocal_or_multicast(const struct ipv6hdr *ip6)
+{
+	/* fe80::/10 source, :: source (DAD), or ff00::/8 destination: neighbour
+	 * discovery and friends, which belong to the host stack. */
+	__u8 s0 = ip6->saddr.in6_u.u6_addr8[0], s1 = ip6->saddr.in6_u.u6_addr8[1];
+
+	if (s0 == 0xfe && (s1 & 0xc0) == 0x80)
+		return 1;
+	if (ip6->daddr.in6_u.u6_addr8[0] == 0xff)
+		return 1;
+	if (!(ip6->saddr.in6_u.u6_addr32[0] | ip6->saddr.in6_u.u6_addr32[1] |
+	      ip6->saddr.in6_u.u6_addr32[2] | ip6->saddr.in6_u.u6_addr32[3]))
+		return 1;
+	return 0;
+}
+
+/* IPv4 multicast and limited broadcast destinations. */
+static __always_inline int ipv4_is_multicast_or_broadcast(__be32 daddr)
+{
+	return (bpf_ntohl(daddr) >> 28) == 0xe || daddr == 0xffffffff;
+}
+
 #endif /* __SETA_L3_H */

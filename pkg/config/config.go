@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,8 @@ type Agent struct {
 	// Devices get the host firewall; empty: every device with a global
 	// address except Seta's own.
 	Devices []string `json:"devices,omitempty"`
+	// PrometheusServeAddr serves /metrics (host:port); empty: off.
+	PrometheusServeAddr string `json:"prometheusServeAddr,omitempty"`
 }
 
 // Default paths.
@@ -128,6 +131,7 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.BoolVar(&f.val.EnableHostFirewall, "enable-host-firewall", d.EnableHostFirewall, "enforce the node's own policy (nodeSelector rules) on its devices and towards its pods")
 	fs.StringSliceVar(&f.val.NodeLabels, "node-labels", d.NodeLabels, "the node's labels, k=v,..., which nodeSelectors match")
 	fs.StringSliceVar(&f.val.Devices, "devices", d.Devices, "devices for the host firewall (default: every device with a global address)")
+	fs.StringVar(&f.val.PrometheusServeAddr, "prometheus-serve-addr", d.PrometheusServeAddr, "serve Prometheus metrics at this host:port (e.g. :9962); empty: off")
 	return f
 }
 
@@ -162,6 +166,7 @@ func (f *Flags) Config() (Agent, error) {
 		"enable-host-firewall":  func() { c.EnableHostFirewall = f.val.EnableHostFirewall },
 		"node-labels":           func() { c.NodeLabels = f.val.NodeLabels },
 		"devices":               func() { c.Devices = f.val.Devices },
+		"prometheus-serve-addr": func() { c.PrometheusServeAddr = f.val.PrometheusServeAddr },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -230,6 +235,11 @@ func (c Agent) Validate() error {
 	}
 	if _, err := labels.NewFilter(c.LabelExclusions); err != nil {
 		bad("labelExclusions", "%v", err)
+	}
+	if c.PrometheusServeAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PrometheusServeAddr); err != nil {
+			bad("prometheusServeAddr", "want host:port such as :9962, got %q", c.PrometheusServeAddr)
+		}
 	}
 	if _, err := labels.ParseAll(c.NodeLabels, labels.SourceK8s); err != nil {
 		bad("nodeLabels", "%v", err)

@@ -78,7 +78,8 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	}
 	mgr := endpoint.NewManager(log, endpoint.Config{MTU: cfg.MTU, MaxEndpoints: cfg.EndpointMapSize / perEP}, store, pools, dp)
 
-	pol, alloc, err := buildPolicy(log, cfg, dp)
+	met := newMetrics()
+	pol, alloc, err := buildPolicy(log, cfg, dp, met.ObserveRegeneration)
 	if err != nil {
 		return err
 	}
@@ -110,7 +111,15 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 			},
 		}
 	}
-	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc})
+	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc,
+		ObserveRequest: met.ObserveAPI})
+	if cfg.PrometheusServeAddr != "" {
+		stopMetrics, err := serveMetrics(log, cfg.PrometheusServeAddr, met, mgr, alloc, pol, dp)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	if err := srv.Listen(cfg.APISocket); err != nil {
 		return err
 	}
@@ -164,7 +173,7 @@ func buildIPAM(cfg config.Agent) (*ipam.IPAM, error) {
 	return &pools, nil
 }
 
-func buildPolicy(log *slog.Logger, cfg config.Agent, dp *datapath.Datapath) (*enforcer.Enforcer, *identity.Allocator, error) {
+func buildPolicy(log *slog.Logger, cfg config.Agent, dp *datapath.Datapath, onRegen func(time.Duration, error)) (*enforcer.Enforcer, *identity.Allocator, error) {
 	grace, _ := time.ParseDuration(cfg.IdentityGracePeriod)
 	alloc, err := identity.NewAllocator(identity.Options{StateDir: cfg.StateDir, Grace: grace})
 	if err != nil {
@@ -181,7 +190,7 @@ func buildPolicy(log *slog.Logger, cfg config.Agent, dp *datapath.Datapath) (*en
 	pol, err := enforcer.New(log, enforcer.Config{
 		Mode: mode, AuditMode: cfg.PolicyAuditMode, AllowLocalhost: cfg.AllowLocalhost,
 		LabelFilter: filter, StateDir: cfg.StateDir,
-		HostFirewall: cfg.EnableHostFirewall, NodeLabels: cfg.NodeLabels,
+		HostFirewall: cfg.EnableHostFirewall, NodeLabels: cfg.NodeLabels, OnRegenerate: onRegen,
 	}, alloc, dp)
 	if err != nil {
 		return nil, nil, err

@@ -92,3 +92,34 @@ func (d *Datapath) UpdateEndpoint(ep *endpoint.Endpoint) error {
 // NodeAddrs are the node's own addresses, which the ipcache maps to the
 // host identity.
 func (d *Datapath) NodeAddrs() ([]netip.Addr, error) { return linux.HostAddrs() }
+
+// MapUsage counts the entries of the maps that fill up with the node's
+// state. Counting iterates the maps, which for the conntrack table costs
+// about a millisecond per ten thousand entries.
+func (d *Datapath) MapUsage() ([]MapCount, error) {
+	var out []MapCount
+	for _, m := range []struct {
+		name string
+		m    interface {
+			Count() (int, error)
+			MaxEntries() uint32
+		}
+	}{
+		{maps.EndpointsMapName, d.objs.Endpoints}, {maps.PolicyMapName, d.objs.Policy},
+		{maps.IPCacheMapName, d.objs.IPCache}, {maps.CTMapName, d.objs.CT},
+	} {
+		n, err := m.m.Count()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, MapCount{Name: m.name, Entries: n, Max: int(m.m.MaxEntries())})
+	}
+	return out, nil
+}
+
+// MapCount is a map's fill level.
+type MapCount struct {
+	Name    string
+	Entries int
+	Max     int
+}

@@ -50,6 +50,9 @@ type Config struct {
 	HostFirewall bool
 	// NodeLabels are the node's labels (k=v), which nodeSelectors match.
 	NodeLabels []string
+	// OnRegenerate, if set, is told how long each endpoint regeneration
+	// took (metrics).
+	OnRegenerate func(time.Duration, error)
 }
 
 // HostEndpointID is the endpoint ID under which the node's own policy is
@@ -291,7 +294,11 @@ func (e *Enforcer) hostLabels() (labels.Labels, error) {
 
 // regenerateLocked resolves st's policy against repo and writes the
 // difference.
-func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) error {
+func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) (err error) {
+	if f := e.cfg.OnRegenerate; f != nil {
+		start := time.Now()
+		defer func() { f(time.Since(start), err) }()
+	}
 	if err := e.ensureCIDRIdentities(repo); err != nil {
 		return err
 	}

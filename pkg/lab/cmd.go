@@ -42,7 +42,7 @@ is connected to this machine's own interfaces. Needs root.`,
   seta lab down`,
 	}
 	cmd.PersistentFlags().StringVar(&name, "name", defaultName(), "lab name ($"+NameEnv+" sets the default)")
-	cmd.AddCommand(upCmd(&name), downCmd(&name), statusCmd(&name), envCmd(&name), podCmd(&name))
+	cmd.AddCommand(upCmd(&name), downCmd(&name), statusCmd(&name), envCmd(&name), podCmd(&name), metricsCmd(&name))
 	return cmd
 }
 
@@ -292,3 +292,33 @@ in the background. CMD's output goes to a log file shown by 'pod list -o json'.`
 type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("command exited with code %d", e.Code) }
+
+func metricsCmd(name *string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "metrics [NODE]",
+		Short: "Print a lab node agent's Prometheus metrics",
+		Long: `Every lab agent serves Prometheus metrics on ` + MetricsAddr + ` inside its
+node's network namespace (which the machine cannot reach); this fetches them
+from there.`,
+		Example: "  seta lab metrics\n  seta lab metrics node2 | grep seta_drop",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := Load(*name)
+			if err != nil {
+				return err
+			}
+			n := st.Nodes[0]
+			if len(args) == 1 {
+				if n = st.Node(args[0]); n == nil {
+					return fmt.Errorf("lab %q has no node %q", *name, args[0])
+				}
+			}
+			body, err := FetchMetrics(n)
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(body)
+			return err
+		},
+	}
+}

@@ -25,6 +25,10 @@ import (
 	"github.com/seta-net/seta/pkg/nsutil"
 )
 
+// MetricsAddr is where every lab agent serves Prometheus metrics, inside its
+// node's network namespace.
+const MetricsAddr = "127.0.0.1:9962"
+
 // MaxNodes is how many nodes one lab may have.
 const MaxNodes = 8
 
@@ -338,6 +342,8 @@ func ensureAgent(ctx context.Context, st *State, n *Node, extra []string, out io
 	args := append([]string{
 		"--node-name", n.Name, "--ipv4-pod-cidr", n.PodCIDRv4, "--ipv6-pod-cidr", n.PodCIDRv6,
 		"--state-dir", n.StateDir, "--api-socket", n.Socket, "--bpf-root", n.BPFRoot,
+		// Metrics on the node's own loopback: `seta lab metrics` reads them.
+		"--prometheus-serve-addr", MetricsAddr,
 	}, extra...)
 	cmd := exec.Command(st.AgentBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -58,6 +58,16 @@ func TestPrivilegedPolicyRevokeAndOperations(t *testing.T) {
 	if !strings.Contains(metrics, "Policy denied") {
 		t.Errorf("no policy drops counted:\n%s", metrics)
 	}
+	prom := l.must("lab", "metrics")
+	for _, want := range []string{
+		`seta_drop_count_total{direction="ingress",reason="Policy denied"}`,
+		`seta_endpoint_state{endpoint_state="ready"} 5`,
+		`seta_policy 1`,
+	} {
+		if !strings.Contains(prom, want) {
+			t.Errorf("Prometheus metrics lack %s", want)
+		}
+	}
 
 	// Per-endpoint audit mode lets the traffic through and says so.
 	eps := l.must("endpoint", "list")

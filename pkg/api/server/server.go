@@ -33,6 +33,8 @@ type Backend struct {
 	Config     v1.Config
 	Policy     *enforcer.Enforcer  // nil: policy routes answer 503
 	Identities *identity.Allocator // nil: identity routes answer 503
+	// ObserveRequest, if set, is told about every request (metrics).
+	ObserveRequest func(route, method string, code int, d time.Duration)
 }
 
 // Server is the API server.
@@ -155,7 +157,16 @@ func (s *Server) logRequests(h http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		s.log.Debug("API request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", time.Since(start))
+		d := time.Since(start)
+		s.log.Debug("API request", "method", r.Method, "path", r.URL.Path, "status", rec.code, "duration", d)
+		if f := s.b.ObserveRequest; f != nil {
+			// The matched pattern, not the path: IDs must not make labels.
+			route := r.Pattern
+			if route == "" || route == "/" {
+				route = "unknown"
+			}
+			f(route, r.Method, rec.code, d)
+		}
 	})
 }
 

@@ -45,6 +45,7 @@ type Objects struct {
 	Metrics    *maps.MetricsMap
 	Policy     *maps.PolicyMap
 	IPCache    *maps.IPCacheMap
+	CT         *maps.CTMap
 
 	lxc    bpf.LxcObjects
 	host   bpf.HostObjects
@@ -130,6 +131,7 @@ func Load(opts Options) (*Objects, error) {
 	o.Metrics = maps.NewMetricsMap(o.lxc.SetaMetrics)
 	o.Policy = maps.NewPolicyMap(o.lxc.SetaPolicy)
 	o.IPCache = maps.NewIPCacheMap(o.lxc.SetaIpcache)
+	o.CT = maps.NewCTMap(o.lxc.SetaCt)
 	return o, nil
 }
 

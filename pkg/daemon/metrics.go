@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/seta-net/seta/pkg/datapath"
+	"github.com/seta-net/seta/pkg/endpoint"
+	"github.com/seta-net/seta/pkg/enforcer"
+	"github.com/seta-net/seta/pkg/identity"
+	"github.com/seta-net/seta/pkg/metrics"
+)
+
+// lateMetrics lets the policy and API code observe into a registry whose
+// scrape-time sources exist only later.
+type lateMetrics struct{ m *metrics.Metrics }
+
+func newMetrics() *lateMetrics { return &lateMetrics{} }
+
+func (l *lateMetrics) ObserveRegeneration(d time.Duration, err error) {
+	if l.m != nil {
+		l.m.ObserveRegeneration(d, err)
+	}
+}
+
+func (l *lateMetrics) ObserveAPI(route, method string, code int, d time.Duration) {
+	if l.m != nil {
+		l.m.ObserveAPI(route, method, code, d)
+	}
+}
+
+// serveMetrics registers the agent's metrics and serves them on addr.
+func serveMetrics(log *slog.Logger, addr string, late *lateMetrics, mgr *endpoint.Manager, alloc *identity.Allocator,
+	pol *enforcer.Enforcer, dp *datapath.Datapath) (func(), error) {
+	late.m = metrics.New(metrics.Source{
+		EndpointsByState: func() map[string]int {
+			out := map[string]int{}
+			for _, ep := range mgr.List() {
+				out[string(ep.State)]++
+			}
+			return out
+		},
+		Identities: func() map[string]int {
+			out := map[string]int{"reserved": 0, "allocated": 0, "cidr": 0}
+			for _, id := range alloc.List() {
+				switch {
+				case id.ID.IsReserved():
+					out["reserved"]++
+				case id.ID.IsLocal():
+					out["cidr"]++
+				default:
+					out["allocated"]++
+				}
+			}
+			return out
+		},
+		Policy: func() metrics.PolicyCounts {
+			st := pol.Stats()
+			return metrics.PolicyCounts{Revision: pol.Revision(), Policies: len(pol.Policies()),
+				Imports: st.Imports, ImportErrors: st.ImportErrors, RefusedTooLarge: st.TooLarge}
+		},
+		Datapath: func() ([]metrics.DatapathCounter, error) {
+			m, err := dp.Metrics()
+			if err != nil {
+				return nil, err
+			}
+			var out []metrics.DatapathCounter
+			for k, v := range m {
+				out = append(out, metrics.DatapathCounter{Reason: k.Reason.String(), Code: uint8(k.Reason),
+					Direction: k.Direction, Packets: v.Packets, Bytes: v.Bytes})
+			}
+			return out, nil
+		},
+		Maps: func() ([]metrics.MapUsage, error) {
+			us, err := dp.MapUsage()
+			out := make([]metrics.MapUsage, 0, len(us))
+			for _, u := range us {
+				out = append(out, metrics.MapUsage{Name: u.Name, Entries: u.Entries, Max: u.Max})
+			}
+			return out, err
+		},
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", late.m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("Metrics server failed", "error", err)
+		}
+	}()
+	log.Info("Serving Prometheus metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}, nil
+}
