@@ -78,7 +78,7 @@ int cil_from_host(struct __sk_buff *skb)
 		 * agent removes such routes, so this is a race with a delete. */
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
-	if (!l.related && !ct_is_reply(&t, l.closing)) {
+	if (!(l.related && ct_live(&l.inner)) && !ct_is_reply(&t, l.closing)) {
 		if (src_id == IDENTITY_HOST) {
 			/* From the node itself: the node's egress (host) policy. */
 			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };

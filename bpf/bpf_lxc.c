@@ -71,8 +71,9 @@ static __always_inline int policy_packet(struct __sk_buff *skb, const struct end
 					 const struct endpoint_info *dst, __u32 dst_id,
 					 const struct ct_key *t, const struct l4_info *l)
 {
-	/* ICMP errors belong to the flow they report on. */
-	if (l->related || ct_is_reply(t, l->closing))
+	/* ICMP errors about a tracked flow belong to it; other packets that
+	 * answer a tracked connection are replies. */
+	if ((l->related && ct_live(&l->inner)) || ct_is_reply(t, l->closing))
 		return 0;
 	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t) < 0)
 		return -1;

@@ -84,7 +84,7 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 			return CTX_ACT_OK;
 		peer = dst_id;
 	}
-	if (l.related || ct_is_reply(&t, l.closing))
+	if ((l.related && ct_live(&l.inner)) || ct_is_reply(&t, l.closing))
 		return CTX_ACT_OK;
 	if (enforce(skb, &host, dir, peer, src_id, dst_id, &l, &t) < 0)
 		return CTX_ACT_DROP;

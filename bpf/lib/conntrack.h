@@ -85,6 +85,21 @@ static __always_inline int ct_is_reply(const struct ct_key *k, int closing)
 	return 1;
 }
 
+/* ct_live reports whether k, in either direction, is a live connection. */
+static __always_inline int ct_live(const struct ct_key *k)
+{
+	struct ct_key rev;
+	struct ct_entry *e;
+	__u64 now = bpf_ktime_get_ns();
+
+	e = bpf_map_lookup_elem(&seta_ct, k);
+	if (e && now - e->last_seen <= ct_lifetime(k, e))
+		return 1;
+	ct_reverse(k, &rev);
+	e = bpf_map_lookup_elem(&seta_ct, &rev);
+	return e && now - e->last_seen <= ct_lifetime(&rev, e);
+}
+
 /* ct_track records (or refreshes) the connection k opens. */
 static __always_inline int ct_track(const struct ct_key *k, int closing)
 {

@@ -18,8 +18,58 @@ struct l4_info {
 	__u8   proto;
 	__be16 dport;   /* TCP/UDP/SCTP destination port; ICMP type, as a port */
 	__u8   closing; /* TCP FIN or RST */
-	__u8   related; /* ICMP error: belongs to another flow, no policy */
+	__u8   related; /* ICMP error whose quoted packet was parsed into inner */
+	struct ct_key inner; /* the packet an ICMP error reports on */
 };
+
+/* parse_inner reads the packet quoted by an ICMP error at off (the quoted
+ * IP header) into l->inner, as the tuple that packet had. */
+static __always_inline int parse_inner(struct __sk_buff *skb, __u32 off, int v6, struct l4_info *l)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	__u32 l4off;
+	__u8 proto;
+
+	if (off > 256)
+		return 0;
+	if (!v6) {
+		struct iphdr *ip4 = data + off;
+
+		if ((void *)(ip4 + 1) > data_end)
+			return 0;
+		__builtin_memcpy(l->inner.saddr, &ip4->saddr, 4);
+		__builtin_memcpy(l->inner.daddr, &ip4->daddr, 4);
+		l->inner.family = ADDR_FAMILY_IPV4;
+		proto = ip4->protocol;
+		l4off = off + ip4->ihl * 4;
+	} else {
+		struct ipv6hdr *ip6 = data + off;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		__builtin_memcpy(l->inner.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(l->inner.daddr, &ip6->daddr, 16);
+		l->inner.family = ADDR_FAMILY_IPV6;
+		proto = ip6->nexthdr;
+		l4off = off + sizeof(struct ipv6hdr);
+	}
+	l->inner.proto = proto;
+	if (l4off > 320)
+		return 0;
+	/* Errors quote at least the first 8 bytes of the L4 header: both
+	 * ports, or an echo's type and identifier. */
+	__u8 *q = data + l4off;
+	if ((void *)(q + 8) > data_end)
+		return 0;
+	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_SCTP) {
+		__builtin_memcpy(&l->inner.sport, q, 2);
+		__builtin_memcpy(&l->inner.dport, q + 2, 2);
+	} else if ((proto == IPPROTO_ICMP && q[0] == 8) || (proto == IPPROTO_ICMPV6 && q[0] == 128)) {
+		__builtin_memcpy(&l->inner.sport, q + 4, 2);
+	}
+	return 1;
+}
 
 /* parse_l4 fills the ports of t and l from the L4 header at off. Packets
  * whose L4 header is missing or truncated keep zero ports. */
@@ -75,7 +125,8 @@ static __always_inline void parse_l4(struct __sk_buff *skb, __u32 off, __u8 prot
 			t->dport = id;
 		} else if ((!v6 && (type == 3 || type == 11 || type == 12)) ||
 			   (v6 && type >= 1 && type <= 4)) {
-			l->related = 1;
+			/* An error: related to the flow it quotes, if we track it. */
+			l->related = parse_inner(skb, off + 8, v6, l);
 		}
 		break;
 	}

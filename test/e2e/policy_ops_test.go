@@ -200,3 +200,22 @@ func TestPrivilegedPolicyOverflowRefused(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// An ICMP error about a connection the pod opened reaches it even when its
+// ingress is closed: it is related to the tracked flow.
+func TestPrivilegedPolicyICMPErrorsRelated(t *testing.T) {
+	l := newPolicyLab(t)
+	l.apply(t, cnpHeader+`metadata: {name: client-closed}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  ingress: [{}]
+`)
+	for _, ip := range []string{l.pods["web"].IPv4, l.pods["web"].IPv6} {
+		// Nothing listens on UDP 9999: web's kernel answers with an ICMP
+		// port unreachable, which the client sees as "connection refused".
+		out, err := l.execIn("client", "seta-nettool", "udp", hostport(ip, "9999"), "--timeout", "1500ms")
+		if err == nil || !strings.Contains(out, "refused") {
+			t.Errorf("UDP to a closed port of %s: want the ICMP error to come back as refused, got %v\n%s", ip, err, out)
+		}
+	}
+}
