@@ -27,10 +27,10 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 		return 0;
 	reason = v == POLICY_DENY_RULE ? DROP_POLICY_DENY : DROP_POLICY;
 	if (ep->flags & ENDPOINT_F_AUDIT) {
-		emit_event(skb, EVENT_POLICY_VERDICT, reason, dir, 1, ep->id, src_id, dst_id, cookie, t);
+		emit_event(skb, EVENT_POLICY_VERDICT, reason, dir, 1, ep->id, src_id, dst_id, cookie, t, l->dport, l->tcp_flags);
 		return 0;
 	}
-	emit_event(skb, EVENT_DROP, reason, dir, 0, ep->id, src_id, dst_id, cookie, t);
+	emit_event(skb, EVENT_DROP, reason, dir, 0, ep->id, src_id, dst_id, cookie, t, l->dport, l->tcp_flags);
 	update_metrics(skb->len, dir, reason);
 	return -1;
 }
@@ -42,7 +42,7 @@ static __always_inline int track(struct __sk_buff *skb, __u8 dir, __u16 ep_id, _
 {
 	if (ct_track(t, l->closing) == 0)
 		return 0;
-	emit_event(skb, EVENT_DROP, DROP_CT_CREATE_FAILED, dir, 0, ep_id, src_id, dst_id, 0, t);
+	emit_event(skb, EVENT_DROP, DROP_CT_CREATE_FAILED, dir, 0, ep_id, src_id, dst_id, 0, t, l->dport, l->tcp_flags);
 	update_metrics(skb->len, dir, DROP_CT_CREATE_FAILED);
 	return -1;
 }

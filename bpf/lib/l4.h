@@ -18,6 +18,7 @@ struct l4_info {
 	__u8   proto;
 	__be16 dport;   /* TCP/UDP/SCTP destination port; ICMP type, as a port */
 	__u8   closing; /* TCP FIN or RST */
+	__u8   tcp_flags; /* the TCP header's flags byte */
 	__u8   related; /* ICMP error whose quoted packet was parsed into inner */
 	struct ct_key inner; /* the packet an ICMP error reports on */
 };
@@ -93,6 +94,7 @@ static __always_inline void parse_l4(struct __sk_buff *skb, __u32 off, __u8 prot
 		t->dport = th->dest;
 		l->dport = th->dest;
 		l->closing = th->fin || th->rst;
+		l->tcp_flags = ((__u8 *)th)[13];
 		break;
 	}
 	case IPPROTO_UDP:

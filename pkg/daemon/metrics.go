@@ -76,6 +76,7 @@ func serveMetrics(log *slog.Logger, addr string, late *lateMetrics, mgr *endpoin
 			}
 			return out, nil
 		},
+		EventsLost: dp.EventsLost,
 		Maps: func() ([]metrics.MapUsage, error) {
 			us, err := dp.MapUsage()
 			out := make([]metrics.MapUsage, 0, len(us))

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seta-net/seta/pkg/datapath"
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/maps"
+	"github.com/seta-net/seta/pkg/datapath/monitor"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/policy"
 	"github.com/seta-net/seta/pkg/testutils"
@@ -274,4 +276,49 @@ func TestPrivilegedDatapathBadNetNS(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A policy drop reaches user space as an event with its reason.
+func TestPrivilegedDatapathDropEvents(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.load(t)
+	_, pod1 := f.endpoint(t, dp, 1)
+	ep2, _ := f.endpoint(t, dp, 2)
+	// Endpoint 2 keeps egress open but has no ingress entry: default deny.
+	if err := dp.WritePolicy(2, policy.Update{Remove: []policy.Key{{Dir: policy.Ingress}}}); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := dp.NewEventReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if err := ping(t, pod1, ep2.IPv4); err == nil {
+		t.Fatal("ping got through a default-deny ingress")
+	}
+	got := make(chan monitor.Event, 1)
+	go func() {
+		for {
+			ev, err := rd.Read()
+			if err != nil {
+				return
+			}
+			if ev.Dst == ep2.IPv4 {
+				got <- ev
+				return
+			}
+		}
+	}()
+	select {
+	case ev := <-got:
+		if ev.Type != monitor.TypeDrop || ev.Reason != 133 || !ev.Ingress || ev.EndpointID != 2 ||
+			ev.Proto != 1 || ev.L4Port != 8 || time.Since(ev.Time) > time.Minute || time.Since(ev.Time) < 0 {
+			t.Errorf("unexpected event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no drop event")
+	}
+	if n, err := rd.Lost(); err != nil || n != 0 {
+		t.Errorf("lost events: %d %v", n, err)
+	}
 }

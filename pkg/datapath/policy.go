@@ -7,6 +7,7 @@ import (
 
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/maps"
+	"github.com/seta-net/seta/pkg/datapath/monitor"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/policy"
 )
@@ -122,4 +123,23 @@ type MapCount struct {
 	Name    string
 	Entries int
 	Max     int
+}
+
+// NewEventReader opens the datapath's event ring; the caller closes it.
+func (d *Datapath) NewEventReader() (*monitor.Reader, error) {
+	return monitor.NewReader(d.objs.Events, d.objs.EventsLost)
+}
+
+// EventsLost is the number of events the datapath could not put in the
+// event ring (the ring was full).
+func (d *Datapath) EventsLost() (uint64, error) {
+	var per []uint64
+	if err := d.objs.EventsLost.Lookup(uint32(0), &per); err != nil {
+		return 0, fmt.Errorf("read %s: %w", maps.EventsMapName+"_lost", err)
+	}
+	var n uint64
+	for _, v := range per {
+		n += v
+	}
+	return n, nil
 }

@@ -44,6 +44,7 @@ type Source struct {
 	Policy           func() PolicyCounts
 	Datapath         func() ([]DatapathCounter, error)
 	Maps             func() ([]MapUsage, error)
+	EventsLost       func() (uint64, error)
 }
 
 // PolicyCounts are the enforcer's counters.
@@ -118,6 +119,7 @@ var (
 	descDropB       = desc("drop_bytes_total", "Bytes dropped by the datapath, by reason and direction.", "reason", "direction")
 	descMapPressure = desc("bpf_map_pressure", "Fill level of a BPF map, from 0 to 1.", "map_name")
 	descMapEntries  = desc("bpf_map_entries", "Entries in a BPF map.", "map_name")
+	descEventsLost  = desc("datapath_events_lost_total", "Datapath events (drops, verdicts) lost because the event ring was full.")
 )
 
 // scrapeCollector reads the Source on every scrape.
@@ -125,7 +127,7 @@ type scrapeCollector struct{ src Source }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descEndpoints, descIdentities, descPolicies, descRevision, descImports,
-		descForwardPkts, descForwardB, descDropPkts, descDropB, descMapPressure, descMapEntries} {
+		descForwardPkts, descForwardB, descDropPkts, descDropB, descMapPressure, descMapEntries, descEventsLost} {
 		ch <- d
 	}
 }
@@ -168,6 +170,14 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			counter(descDropPkts, float64(d.Packets), d.Reason, d.Direction)
 			counter(descDropB, float64(d.Bytes), d.Reason, d.Direction)
+		}
+	}
+	if f := c.src.EventsLost; f != nil {
+		n, err := f()
+		if err != nil {
+			ch <- prometheus.NewInvalidMetric(descEventsLost, err)
+		} else {
+			counter(descEventsLost, float64(n))
 		}
 	}
 	if f := c.src.Maps; f != nil {

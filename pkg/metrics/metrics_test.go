@@ -31,7 +31,8 @@ func TestScrapeReadsSources(t *testing.T) {
 				{Reason: "Policy denied", Code: 133, Direction: "ingress", Packets: drops, Bytes: 180},
 			}, nil
 		},
-		Maps: func() ([]MapUsage, error) { return []MapUsage{{Name: "seta_policy", Entries: 16, Max: 64}}, nil },
+		Maps:       func() ([]MapUsage, error) { return []MapUsage{{Name: "seta_policy", Entries: 16, Max: 64}}, nil },
+		EventsLost: func() (uint64, error) { return 42, nil },
 	})
 	m.ObserveRegeneration(2*time.Millisecond, nil)
 	m.ObserveRegeneration(time.Millisecond, errors.New("x"))
@@ -48,6 +49,7 @@ func TestScrapeReadsSources(t *testing.T) {
 		`seta_forward_count_total{direction="egress"} 10`,
 		`seta_drop_count_total{direction="ingress",reason="Policy denied"} 3`,
 		`seta_bpf_map_pressure{map_name="seta_policy"} 0.25`,
+		`seta_datapath_events_lost_total 42`,
 		`seta_endpoint_regeneration_time_seconds_count{outcome="failure"} 1`,
 		`seta_api_request_duration_seconds_count{code="200",method="GET",route="GET /v1/status"} 1`,
 	} {

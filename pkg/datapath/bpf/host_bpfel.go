@@ -108,14 +108,15 @@ type HostPolicyKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HostMapSetaCt        = "seta_ct"
-	HostMapSetaEndpoints = "seta_endpoints"
-	HostMapSetaEpStats   = "seta_ep_stats"
-	HostMapSetaEvents    = "seta_events"
-	HostMapSetaIpcache   = "seta_ipcache"
-	HostMapSetaMetrics   = "seta_metrics"
-	HostMapSetaPolicy    = "seta_policy"
-	HostProgCilFromHost  = "cil_from_host"
+	HostMapSetaCt         = "seta_ct"
+	HostMapSetaEndpoints  = "seta_endpoints"
+	HostMapSetaEpStats    = "seta_ep_stats"
+	HostMapSetaEvents     = "seta_events"
+	HostMapSetaEventsLost = "seta_events_lost"
+	HostMapSetaIpcache    = "seta_ipcache"
+	HostMapSetaMetrics    = "seta_metrics"
+	HostMapSetaPolicy     = "seta_policy"
+	HostProgCilFromHost   = "cil_from_host"
 )
 
 // LoadHost returns the embedded CollectionSpec for Host.
@@ -167,13 +168,14 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
-	SetaCt        *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -202,13 +204,14 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
-	SetaCt        *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.Map `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *HostMaps) Close() error {
@@ -217,6 +220,7 @@ func (m *HostMaps) Close() error {
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
+		m.SetaEventsLost,
 		m.SetaIpcache,
 		m.SetaMetrics,
 		m.SetaPolicy,

@@ -54,7 +54,9 @@ type LxcDatapathEvent struct {
 	Cookie      uint32
 	Ifindex     uint32
 	Len         uint32
-	Pad2        uint32
+	L4Port      uint16
+	TcpFlags    uint8
+	Pad2        uint8
 	Tuple       LxcCtKey
 }
 
@@ -169,7 +171,9 @@ type LxcSharedTypes struct {
 		Cookie      uint32
 		Ifindex     uint32
 		Len         uint32
-		Pad2        uint32
+		L4Port      uint16
+		TcpFlags    uint8
+		Pad2        uint8
 		Tuple       struct {
 			_      structs.HostLayout
 			Saddr  [16]uint8
@@ -198,6 +202,7 @@ const (
 	LxcMapSetaEndpoints     = "seta_endpoints"
 	LxcMapSetaEpStats       = "seta_ep_stats"
 	LxcMapSetaEvents        = "seta_events"
+	LxcMapSetaEventsLost    = "seta_events_lost"
 	LxcMapSetaIpcache       = "seta_ipcache"
 	LxcMapSetaMetrics       = "seta_metrics"
 	LxcMapSetaPolicy        = "seta_policy"
@@ -254,13 +259,14 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
-	SetaCt        *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -290,13 +296,14 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
-	SetaCt        *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.Map `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *LxcMaps) Close() error {
@@ -305,6 +312,7 @@ func (m *LxcMaps) Close() error {
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
+		m.SetaEventsLost,
 		m.SetaIpcache,
 		m.SetaMetrics,
 		m.SetaPolicy,

@@ -112,6 +112,7 @@ const (
 	NetdevMapSetaEndpoints  = "seta_endpoints"
 	NetdevMapSetaEpStats    = "seta_ep_stats"
 	NetdevMapSetaEvents     = "seta_events"
+	NetdevMapSetaEventsLost = "seta_events_lost"
 	NetdevMapSetaIpcache    = "seta_ipcache"
 	NetdevMapSetaMetrics    = "seta_metrics"
 	NetdevMapSetaPolicy     = "seta_policy"
@@ -169,13 +170,14 @@ type NetdevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetdevMapSpecs struct {
-	SetaCt        *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // NetdevVariableSpecs contains global variables before they are loaded into the kernel.
@@ -204,13 +206,14 @@ func (o *NetdevObjects) Close() error {
 //
 // It can be passed to LoadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetdevMaps struct {
-	SetaCt        *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats   *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents    *ebpf.Map `ebpf:"seta_events"`
-	SetaIpcache   *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics   *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy    *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *NetdevMaps) Close() error {
@@ -219,6 +222,7 @@ func (m *NetdevMaps) Close() error {
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
+		m.SetaEventsLost,
 		m.SetaIpcache,
 		m.SetaMetrics,
 		m.SetaPolicy,

@@ -46,6 +46,9 @@ type Objects struct {
 	Policy     *maps.PolicyMap
 	IPCache    *maps.IPCacheMap
 	CT         *maps.CTMap
+	// Events is the event ring and EventsLost its per-CPU loss counter.
+	Events     *ebpf.Map
+	EventsLost *ebpf.Map
 
 	lxc    bpf.LxcObjects
 	host   bpf.HostObjects
@@ -132,6 +135,7 @@ func Load(opts Options) (*Objects, error) {
 	o.Policy = maps.NewPolicyMap(o.lxc.SetaPolicy)
 	o.IPCache = maps.NewIPCacheMap(o.lxc.SetaIpcache)
 	o.CT = maps.NewCTMap(o.lxc.SetaCt)
+	o.Events, o.EventsLost = o.lxc.SetaEvents, o.lxc.SetaEventsLost
 	return o, nil
 }
 
