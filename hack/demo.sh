@@ -41,6 +41,30 @@ run seta status
 run seta endpoint list
 run seta bpf endpoint list
 
+echo
+echo "== identity-based policy: web admits app=client on 8080/TCP only"
+policy=$(mktemp --suffix=.yaml)
+cat > "$policy" <<'EOT'
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: web-in}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+    toPorts: [{ports: [{port: "8080", protocol: TCP}]}]
+EOT
+run seta policy import "$policy"
+run seta policy wait
+run seta lab pod exec client -- seta-nettool http "http://$web4:8080/"
+say "seta lab pod exec client -- seta-nettool tcp $web4:7000 --timeout 1s   # dropped by policy"
+seta lab pod exec client -- seta-nettool tcp "$web4:7000" --timeout 1s || true
+run seta policy trace --src-labels app=client --dst-labels app=web --dport 7000/TCP
+run seta endpoint list
+run seta bpf metrics list
+run seta policy delete web-in
+rm -f "$policy"
+
 cat <<EOT
 
 The lab is running. In your shell:
