@@ -1,0 +1,86 @@
+package parser
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+
+	"github.com/seta-net/seta/pkg/datapath/monitor"
+)
+
+type fakeGetters struct{}
+
+func (fakeGetters) EndpointByIP(a netip.Addr) (Endpoint, bool) {
+	switch a.String() {
+	case "10.244.1.2":
+		return Endpoint{ID: 1, Namespace: "default", PodName: "web"}, true
+	case "10.244.1.3":
+		return Endpoint{ID: 2, Namespace: "default", PodName: "client"}, true
+	}
+	return Endpoint{}, false
+}
+
+func (fakeGetters) IdentityLabels(id uint32) ([]string, bool) {
+	switch id {
+	case 256:
+		return []string{"k8s:app=web"}, true
+	case 257:
+		return []string{"k8s:app=client"}, true
+	}
+	return nil, false
+}
+
+func (fakeGetters) RulesOf(c uint32) []string {
+	if c == 5 {
+		return []string{"CiliumNetworkPolicy/default/deny-client"}
+	}
+	return nil
+}
+
+func TestDecodeDrop(t *testing.T) {
+	p := New("node1", fakeGetters{})
+	now := time.Now()
+	f := p.Decode(monitor.Event{
+		Time: now, Type: monitor.TypeDrop, Reason: 181, Ingress: true, EndpointID: 1,
+		SrcIdentity: 257, DstIdentity: 256, Cookie: 5, Src: netip.MustParseAddr("10.244.1.3"),
+		Dst: netip.MustParseAddr("10.244.1.2"), SrcPort: 40000, DstPort: 7000, Proto: 6, L4Port: 7000, TCPFlags: 0x02,
+	})
+	if f.Verdict != flowpb.Verdict_DROPPED || f.DropReasonDesc != flowpb.DropReason_POLICY_DENY || f.NodeName != "node1" {
+		t.Errorf("verdict/reason/node: %v %v %q", f.Verdict, f.DropReasonDesc, f.NodeName)
+	}
+	if f.TrafficDirection != flowpb.TrafficDirection_INGRESS || f.EventType.GetType() != MessageTypeDrop || f.EventType.GetSubType() != 181 {
+		t.Errorf("direction/event type: %v %v", f.TrafficDirection, f.EventType)
+	}
+	if f.Source.GetPodName() != "client" || f.Destination.GetID() != 1 || f.Destination.GetLabels()[0] != "k8s:app=web" {
+		t.Errorf("endpoints: %v -> %v", f.Source, f.Destination)
+	}
+	tcp := f.GetL4().GetTCP()
+	if tcp.GetDestinationPort() != 7000 || !tcp.GetFlags().GetSYN() || tcp.GetFlags().GetACK() {
+		t.Errorf("L4: %v", f.L4)
+	}
+	if len(f.IngressDeniedBy) != 1 || f.IngressDeniedBy[0].Name != "deny-client" || f.IngressDeniedBy[0].Kind != "CiliumNetworkPolicy" {
+		t.Errorf("denied by: %v", f.IngressDeniedBy)
+	}
+	if !f.Time.AsTime().Equal(now) || f.IP.IpVersion != flowpb.IPVersion_IPv4 || f.Summary != "TCP Flags: SYN" {
+		t.Errorf("time/ip/summary: %v %v %q", f.Time.AsTime(), f.IP, f.Summary)
+	}
+}
+
+func TestDecodeAuditAndICMP(t *testing.T) {
+	p := New("n", fakeGetters{})
+	f := p.Decode(monitor.Event{
+		Type: monitor.TypePolicyVerdict, Audit: true, Reason: 133, Proto: 58, L4Port: 128,
+		Src: netip.MustParseAddr("fd00::3"), Dst: netip.MustParseAddr("fd00::2"),
+	})
+	if f.Verdict != flowpb.Verdict_AUDIT || f.EventType.GetType() != MessageTypePolicyVerdict || f.GetL4().GetICMPv6().GetType() != 128 {
+		t.Errorf("audit flow: %v", f)
+	}
+	if f.Summary != "ICMPv6 EchoRequest" || f.IP.IpVersion != flowpb.IPVersion_IPv6 || f.TrafficDirection != flowpb.TrafficDirection_EGRESS {
+		t.Errorf("summary/ip/direction: %q %v %v", f.Summary, f.IP, f.TrafficDirection)
+	}
+	if len(f.IngressDeniedBy)+len(f.EgressDeniedBy) != 0 {
+		t.Error("no rule matched, yet the flow names a policy")
+	}
+}
