@@ -100,6 +100,7 @@ Listings take -o json or -o yaml for scripts.`,
 		policyCmd(g),
 		identityCmd(g),
 		bpfCmd(g),
+		observeCmd(g),
 		lab.Command(),
 	)
 	return root

@@ -105,6 +105,12 @@ func statusTable(t *output.Tab, v statusView, verbose bool) {
 		t.Row("Policy:", fmt.Sprintf("%s; revision %d, %d policies, %d identities; %d changes applied, %d refused (%d too large for the map)",
 			mode, p.Revision, p.Policies, p.Identities, p.Imports, p.ImportErrors, p.RefusedTooLarge))
 	}
+	if h := v.Hubble; h != nil {
+		t.Row("Hubble:", fmt.Sprintf("Ok; flows %d/%d, %d seen, %d events lost, %d undecodable; monitor aggregation %s; socket %s",
+			h.Flows, h.MaxFlows, h.SeenFlows, h.EventsLost, h.DecodeErrors, h.MonitorAggregation, h.Socket))
+	} else {
+		t.Row("Hubble:", "Disabled")
+	}
 	if len(v.IPAM) == 0 {
 		t.Row("IPAM:", "no pools")
 	}

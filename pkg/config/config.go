@@ -62,6 +62,33 @@ type Agent struct {
 	Devices []string `json:"devices,omitempty"`
 	// PrometheusServeAddr serves /metrics (host:port); empty: off.
 	PrometheusServeAddr string `json:"prometheusServeAddr,omitempty"`
+
+	// EnableHubble runs the flow decoder and the observer API.
+	EnableHubble bool `json:"enableHubble"`
+	// HubbleSocketPath is the observer API's unix socket.
+	HubbleSocketPath string `json:"hubbleSocketPath"`
+	// HubbleListenAddress also serves the observer API on TCP (host:port,
+	// plaintext); empty: off.
+	HubbleListenAddress string `json:"hubbleListenAddress,omitempty"`
+	// HubbleEventBufferCapacity is the number of flows kept.
+	HubbleEventBufferCapacity int `json:"hubbleEventBufferCapacity"`
+	// HubbleMetrics are the Hubble flow metric families to export on the
+	// Prometheus endpoint (e.g. drop, tcp, flow, port-distribution, icmp,
+	// policy); empty: none.
+	HubbleMetrics []string `json:"hubbleMetrics,omitempty"`
+	// MonitorAggregation is how much the datapath aggregates trace events:
+	// none, lowest, low, medium or maximum.
+	MonitorAggregation string `json:"monitorAggregation"`
+	// MonitorAggregationInterval is how often an active connection is
+	// reported again at medium and maximum.
+	MonitorAggregationInterval string `json:"monitorAggregationInterval"`
+	// MonitorAggregationFlags are the TCP flags whose first appearance in a
+	// direction is reported at medium and maximum; empty: the level's
+	// default (all at medium; syn, fin, rst at maximum).
+	MonitorAggregationFlags []string `json:"monitorAggregationFlags,omitempty"`
+	// BPFEventsTraceEnabled lets the datapath report forwarded packets
+	// (trace events); drops and policy verdicts are always reported.
+	BPFEventsTraceEnabled bool `json:"bpfEventsTraceEnabled"`
 }
 
 // Default paths.
@@ -70,7 +97,12 @@ const (
 	DefaultAPISocket  = "/var/run/seta/agent.sock"
 	DefaultBPFRoot    = "/sys/fs/bpf/seta"
 	DefaultCgroupRoot = "/run/seta/cgroupv2"
+	DefaultHubbleSock = "/var/run/seta/hubble.sock"
 )
+
+// MaxHubbleEventBufferCapacity bounds the flow ring (each flow is about
+// 1 KiB in memory).
+const MaxHubbleEventBufferCapacity = 1 << 18
 
 // Defaults returns the built-in configuration.
 func Defaults() Agent {
@@ -81,6 +113,8 @@ func Defaults() Agent {
 		AttachMode: "auto", MTU: 1500, EndpointMapSize: 65535,
 		PolicyEnforcement: "default", AllowLocalhost: true, PolicyMapSize: 65536,
 		LabelExclusions: labels.DefaultExclusions, IdentityGracePeriod: "15m",
+		EnableHubble: true, HubbleSocketPath: DefaultHubbleSock, HubbleEventBufferCapacity: 4095,
+		MonitorAggregation: "medium", MonitorAggregationInterval: "5s", BPFEventsTraceEnabled: true,
 	}
 }
 
@@ -132,6 +166,15 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringSliceVar(&f.val.NodeLabels, "node-labels", d.NodeLabels, "the node's labels, k=v,..., which nodeSelectors match")
 	fs.StringSliceVar(&f.val.Devices, "devices", d.Devices, "devices for the host firewall (default: every device with a global address)")
 	fs.StringVar(&f.val.PrometheusServeAddr, "prometheus-serve-addr", d.PrometheusServeAddr, "serve Prometheus metrics at this host:port (e.g. :9962); empty: off")
+	fs.BoolVar(&f.val.EnableHubble, "enable-hubble", d.EnableHubble, "decode datapath events into flows and serve the Hubble observer API")
+	fs.StringVar(&f.val.HubbleSocketPath, "hubble-socket-path", d.HubbleSocketPath, "unix socket of the Hubble observer API")
+	fs.StringVar(&f.val.HubbleListenAddress, "hubble-listen-address", d.HubbleListenAddress, "also serve the Hubble observer API on this host:port (plaintext); empty: off")
+	fs.IntVar(&f.val.HubbleEventBufferCapacity, "hubble-event-buffer-capacity", d.HubbleEventBufferCapacity, "number of flows kept for the observer API")
+	fs.StringSliceVar(&f.val.HubbleMetrics, "hubble-metrics", d.HubbleMetrics, "Hubble flow metrics to export with the Prometheus metrics, e.g. drop,tcp,flow,port-distribution,icmp,policy")
+	fs.StringVar(&f.val.MonitorAggregation, "monitor-aggregation", d.MonitorAggregation, "how much the datapath aggregates trace events: none, lowest, low, medium or maximum")
+	fs.StringVar(&f.val.MonitorAggregationInterval, "monitor-aggregation-interval", d.MonitorAggregationInterval, "at medium and maximum, report an active connection again after this long")
+	fs.StringSliceVar(&f.val.MonitorAggregationFlags, "monitor-aggregation-flags", d.MonitorAggregationFlags, "at medium and maximum, TCP flags (syn,ack,fin,rst,psh,urg,ece,cwr) reported when first seen in a direction; empty: all at medium, syn,fin,rst at maximum")
+	fs.BoolVar(&f.val.BPFEventsTraceEnabled, "bpf-events-trace-enabled", d.BPFEventsTraceEnabled, "report forwarded packets (trace events) from the datapath; drops and policy verdicts are always reported")
 	return f
 }
 
@@ -145,28 +188,37 @@ func (f *Flags) Config() (Agent, error) {
 		}
 	}
 	set := map[string]func(){
-		"state-dir":             func() { c.StateDir = f.val.StateDir },
-		"api-socket":            func() { c.APISocket = f.val.APISocket },
-		"node-name":             func() { c.NodeName = f.val.NodeName },
-		"ipv4-pod-cidr":         func() { c.IPv4PodCIDR = f.val.IPv4PodCIDR },
-		"ipv6-pod-cidr":         func() { c.IPv6PodCIDR = f.val.IPv6PodCIDR },
-		"bpf-root":              func() { c.BPFRoot = f.val.BPFRoot },
-		"cgroup-root":           func() { c.CgroupRoot = f.val.CgroupRoot },
-		"log-level":             func() { c.LogLevel = f.val.LogLevel },
-		"attach-mode":           func() { c.AttachMode = f.val.AttachMode },
-		"mtu":                   func() { c.MTU = f.val.MTU },
-		"endpoint-map-size":     func() { c.EndpointMapSize = f.val.EndpointMapSize },
-		"policy-enforcement":    func() { c.PolicyEnforcement = f.val.PolicyEnforcement },
-		"policy-audit-mode":     func() { c.PolicyAuditMode = f.val.PolicyAuditMode },
-		"allow-localhost":       func() { c.AllowLocalhost = f.val.AllowLocalhost },
-		"policy-map-size":       func() { c.PolicyMapSize = f.val.PolicyMapSize },
-		"policy-dir":            func() { c.PolicyDir = f.val.PolicyDir },
-		"label-exclusions":      func() { c.LabelExclusions = f.val.LabelExclusions },
-		"identity-grace-period": func() { c.IdentityGracePeriod = f.val.IdentityGracePeriod },
-		"enable-host-firewall":  func() { c.EnableHostFirewall = f.val.EnableHostFirewall },
-		"node-labels":           func() { c.NodeLabels = f.val.NodeLabels },
-		"devices":               func() { c.Devices = f.val.Devices },
-		"prometheus-serve-addr": func() { c.PrometheusServeAddr = f.val.PrometheusServeAddr },
+		"state-dir":                    func() { c.StateDir = f.val.StateDir },
+		"api-socket":                   func() { c.APISocket = f.val.APISocket },
+		"node-name":                    func() { c.NodeName = f.val.NodeName },
+		"ipv4-pod-cidr":                func() { c.IPv4PodCIDR = f.val.IPv4PodCIDR },
+		"ipv6-pod-cidr":                func() { c.IPv6PodCIDR = f.val.IPv6PodCIDR },
+		"bpf-root":                     func() { c.BPFRoot = f.val.BPFRoot },
+		"cgroup-root":                  func() { c.CgroupRoot = f.val.CgroupRoot },
+		"log-level":                    func() { c.LogLevel = f.val.LogLevel },
+		"attach-mode":                  func() { c.AttachMode = f.val.AttachMode },
+		"mtu":                          func() { c.MTU = f.val.MTU },
+		"endpoint-map-size":            func() { c.EndpointMapSize = f.val.EndpointMapSize },
+		"policy-enforcement":           func() { c.PolicyEnforcement = f.val.PolicyEnforcement },
+		"policy-audit-mode":            func() { c.PolicyAuditMode = f.val.PolicyAuditMode },
+		"allow-localhost":              func() { c.AllowLocalhost = f.val.AllowLocalhost },
+		"policy-map-size":              func() { c.PolicyMapSize = f.val.PolicyMapSize },
+		"policy-dir":                   func() { c.PolicyDir = f.val.PolicyDir },
+		"label-exclusions":             func() { c.LabelExclusions = f.val.LabelExclusions },
+		"identity-grace-period":        func() { c.IdentityGracePeriod = f.val.IdentityGracePeriod },
+		"enable-host-firewall":         func() { c.EnableHostFirewall = f.val.EnableHostFirewall },
+		"node-labels":                  func() { c.NodeLabels = f.val.NodeLabels },
+		"devices":                      func() { c.Devices = f.val.Devices },
+		"prometheus-serve-addr":        func() { c.PrometheusServeAddr = f.val.PrometheusServeAddr },
+		"enable-hubble":                func() { c.EnableHubble = f.val.EnableHubble },
+		"hubble-socket-path":           func() { c.HubbleSocketPath = f.val.HubbleSocketPath },
+		"hubble-listen-address":        func() { c.HubbleListenAddress = f.val.HubbleListenAddress },
+		"hubble-event-buffer-capacity": func() { c.HubbleEventBufferCapacity = f.val.HubbleEventBufferCapacity },
+		"hubble-metrics":               func() { c.HubbleMetrics = f.val.HubbleMetrics },
+		"monitor-aggregation":          func() { c.MonitorAggregation = f.val.MonitorAggregation },
+		"monitor-aggregation-interval": func() { c.MonitorAggregationInterval = f.val.MonitorAggregationInterval },
+		"monitor-aggregation-flags":    func() { c.MonitorAggregationFlags = f.val.MonitorAggregationFlags },
+		"bpf-events-trace-enabled":     func() { c.BPFEventsTraceEnabled = f.val.BPFEventsTraceEnabled },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -243,6 +295,24 @@ func (c Agent) Validate() error {
 	}
 	if _, err := labels.ParseAll(c.NodeLabels, labels.SourceK8s); err != nil {
 		bad("nodeLabels", "%v", err)
+	}
+	if c.EnableHubble {
+		if c.HubbleSocketPath == "" || !filepath.IsAbs(c.HubbleSocketPath) {
+			bad("hubbleSocketPath", "must be an absolute path, got %q", c.HubbleSocketPath)
+		} else if len(c.HubbleSocketPath) > 107 {
+			bad("hubbleSocketPath", "path is %d bytes, longer than a unix socket path may be (107)", len(c.HubbleSocketPath))
+		}
+		if c.HubbleEventBufferCapacity < 1 || c.HubbleEventBufferCapacity > MaxHubbleEventBufferCapacity {
+			bad("hubbleEventBufferCapacity", "must be between 1 and %d, got %d", MaxHubbleEventBufferCapacity, c.HubbleEventBufferCapacity)
+		}
+	}
+	if c.HubbleListenAddress != "" {
+		if _, _, err := net.SplitHostPort(c.HubbleListenAddress); err != nil {
+			bad("hubbleListenAddress", "want host:port such as localhost:4244, got %q", c.HubbleListenAddress)
+		}
+	}
+	if d, err := time.ParseDuration(c.MonitorAggregationInterval); err != nil || d < time.Second {
+		bad("monitorAggregationInterval", "must be a duration of at least 1s, got %q", c.MonitorAggregationInterval)
 	}
 	if d, err := time.ParseDuration(c.IdentityGracePeriod); err != nil || d < 0 {
 		bad("identityGracePeriod", "must be a duration such as 15m, got %q", c.IdentityGracePeriod)

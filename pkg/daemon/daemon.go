@@ -92,6 +92,14 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 		go watchPolicyDir(ctx, log, cfg.PolicyDir, pol)
 	}
 
+	var hub *hubble
+	if cfg.EnableHubble {
+		if hub, err = startHubble(ctx, log, cfg, dp, mgr, alloc, pol, met.ProcessFlow); err != nil {
+			return err
+		}
+		defer hub.Stop()
+	}
+
 	status := func() v1.Status {
 		rep := dp.Features()
 		ps := pol.Stats()
@@ -99,7 +107,15 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 		for _, f := range rep.Features {
 			feats = append(feats, v1.Feature{Name: f.Name, Status: string(f.Status), Required: f.Required, MinKernel: f.MinKernel, Detail: f.Detail})
 		}
+		var hs *v1.HubbleStatus
+		if hub != nil {
+			lost, _ := dp.EventsLost()
+			hs = &v1.HubbleStatus{Socket: cfg.HubbleSocketPath, ListenAddress: cfg.HubbleListenAddress,
+				Flows: hub.ring.Len(), MaxFlows: hub.ring.Cap(), SeenFlows: hub.ring.Seen(), DecodeErrors: hub.decodeErrors.Load(),
+				EventsLost: lost, MonitorAggregation: cfg.MonitorAggregation}
+		}
 		return v1.Status{
+			Hubble:  hs,
 			Version: version.String(), NodeName: cfg.NodeName, StartedAt: started.UTC(),
 			Uptime: time.Since(started).Round(time.Second).String(), Endpoints: mgr.Count(),
 			IPAM:     pools.Status(),

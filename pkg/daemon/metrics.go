@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"time"
 
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+
 	"github.com/seta-net/seta/pkg/datapath"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/enforcer"
@@ -27,6 +29,10 @@ func (l *lateMetrics) ObserveRegeneration(d time.Duration, err error) {
 		l.m.ObserveRegeneration(d, err)
 	}
 }
+
+// ProcessFlow feeds a decoded flow to the Hubble flow metrics (none until
+// they are registered).
+func (l *lateMetrics) ProcessFlow(f *flowpb.Flow) {}
 
 func (l *lateMetrics) ObserveAPI(route, method string, code int, d time.Duration) {
 	if l.m != nil {

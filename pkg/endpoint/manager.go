@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seta-net/seta/pkg/ipam"
@@ -77,6 +78,10 @@ type Manager struct {
 	dp    Datapath
 
 	hook PolicyHook
+
+	// gen changes whenever the set of endpoints does, so readers that
+	// cache lookups (the flow decoder) know when to refresh.
+	gen atomic.Uint64
 
 	mu     sync.Mutex
 	eps    map[uint16]*Endpoint
@@ -146,6 +151,7 @@ func (m *Manager) Restore() error {
 		}
 		m.eps[ep.ID] = ep
 		m.byKey[ep.Key()] = ep.ID
+		m.gen.Add(1)
 		maxID = max(maxID, ep.ID)
 	}
 	if maxID < 65535 {
@@ -272,6 +278,7 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 	}
 	m.eps[id] = ep
 	m.byKey[key] = id
+	m.gen.Add(1)
 	m.mu.Unlock()
 
 	// The kernel work runs outside the lock so CNI ADDs proceed in parallel.
@@ -303,6 +310,7 @@ func (m *Manager) Create(req CreateRequest) (*Endpoint, error) {
 	if setupErr != nil {
 		delete(m.eps, id)
 		delete(m.byKey, key)
+		m.gen.Add(1)
 		m.ipam.Release(v4, v6)
 		m.store.Delete(id)
 		return nil, setupErr
@@ -371,6 +379,7 @@ func (m *Manager) deleteLocked(ep *Endpoint) error {
 	m.ipam.Release(ep.IPv4, ep.IPv6)
 	delete(m.eps, ep.ID)
 	delete(m.byKey, ep.Key())
+	m.gen.Add(1)
 	m.log.Info("Endpoint deleted", "endpoint", ep.ID, "container", ep.ContainerID)
 	return nil
 }
@@ -481,6 +490,9 @@ func (m *Manager) GC(network string, valid []Attachment) ([]*Endpoint, error) {
 	}
 	return removed, errors.Join(errs...)
 }
+
+// Generation changes whenever an endpoint is added or removed.
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
 
 // AddrOwner returns the endpoint holding addr, if any.
 func (m *Manager) AddrOwner(addr netip.Addr) (*Endpoint, bool) {

@@ -164,7 +164,8 @@ func envCmd(name *string) *cobra.Command {
 		Long: `Prints export lines for a lab node (default: the first), so that after
   eval "$(seta lab env)"
 plain seta commands (status, endpoint list, bpf ...) talk to that node's agent
-and lab commands use this lab.`,
+and lab commands use this lab; seta observe and a stock hubble CLI read that
+node's flows (HUBBLE_SERVER).`,
 		Example: "  eval \"$(seta lab env)\"\n  eval \"$(seta lab env node2)\"",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -178,7 +179,8 @@ and lab commands use this lab.`,
 					return fmt.Errorf("lab %q has no node %q", *name, args[0])
 				}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "export %s=%s\nexport %s=%s\n", client.SocketEnv, n.Socket, NameEnv, st.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "export %s=%s\nexport %s=%s\nexport HUBBLE_SERVER=%s\n",
+				client.SocketEnv, n.Socket, NameEnv, st.Name, n.HubbleServer())
 			return nil
 		},
 	}

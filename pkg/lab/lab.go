@@ -342,6 +342,7 @@ func ensureAgent(ctx context.Context, st *State, n *Node, extra []string, out io
 	args := append([]string{
 		"--node-name", n.Name, "--ipv4-pod-cidr", n.PodCIDRv4, "--ipv6-pod-cidr", n.PodCIDRv6,
 		"--state-dir", n.StateDir, "--api-socket", n.Socket, "--bpf-root", n.BPFRoot,
+		"--hubble-socket-path", n.HubbleSocket(),
 		// Metrics on the node's own loopback: `seta lab metrics` reads them.
 		"--prometheus-serve-addr", MetricsAddr,
 	}, extra...)

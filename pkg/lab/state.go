@@ -46,6 +46,14 @@ type Node struct {
 	Agent       Proc   `json:"agent"`
 }
 
+// HubbleSocket is the node agent's observer API socket, next to its API
+// socket.
+func (n *Node) HubbleSocket() string { return filepath.Join(filepath.Dir(n.Socket), "hubble.sock") }
+
+// HubbleServer is the node's observer address as Hubble clients take it
+// (HUBBLE_SERVER, --server).
+func (n *Node) HubbleServer() string { return "unix://" + n.HubbleSocket() }
+
 // Pod is one lab pod: a network namespace attached through seta-cni, with
 // an optional command running inside it.
 type Pod struct {

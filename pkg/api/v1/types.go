@@ -76,6 +76,23 @@ type Status struct {
 	IPAM      []ipam.PoolStatus `json:"ipam"`
 	Datapath  DatapathStatus    `json:"datapath"`
 	Policy    *PolicyStatus     `json:"policy,omitempty"`
+	Hubble    *HubbleStatus     `json:"hubble,omitempty"`
+}
+
+// HubbleStatus describes the flow pipeline and the observer API.
+type HubbleStatus struct {
+	Socket        string `json:"socket"`
+	ListenAddress string `json:"listenAddress,omitempty"`
+	Flows         int    `json:"flows"`
+	MaxFlows      int    `json:"maxFlows"`
+	SeenFlows     uint64 `json:"seenFlows"`
+	// DecodeErrors are datapath events that could not be decoded.
+	DecodeErrors uint64 `json:"decodeErrors"`
+	// EventsLost are datapath events lost because the event ring was
+	// full (since the datapath was loaded).
+	EventsLost uint64 `json:"eventsLost"`
+	// MonitorAggregation is the datapath's trace aggregation level.
+	MonitorAggregation string `json:"monitorAggregation"`
 }
 
 // PolicyStatus summarises policy on the node.

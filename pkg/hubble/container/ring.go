@@ -1,6 +1,11 @@
-// Package container keeps the node's recent flows in a fixed-size ring and
-// fans new ones out to followers. Writing never blocks: a follower that does
-// not keep up loses flows (counted), never the writer or other followers.
+// Package container keeps the node's recent flows (and lost-event notices)
+// in a fixed-size ring and fans new entries out to followers. Writing never
+// blocks: a follower that does not keep up loses entries (counted), never
+// the writer or other followers.
+//
+// Entries are the observer API's own response type, so GetFlows sends what
+// it reads without another copy; a lost-event notice sits in the ring at the
+// time of the loss, where a reader of history expects it.
 package container
 
 import (
@@ -8,73 +13,99 @@ import (
 	"sync/atomic"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
 )
 
 // DefaultCapacity is Hubble's default ring size.
 const DefaultCapacity = 4095
 
-// Ring holds the last Cap() flows.
+// MaxCapacity bounds --hubble-buffer-capacity: each entry is a decoded flow
+// of roughly 1 KiB, so the bound keeps the ring under a few hundred MiB.
+const MaxCapacity = 1 << 18
+
+// Ring holds the last Cap() entries.
 type Ring struct {
 	mu   sync.Mutex
-	buf  []*flowpb.Flow
+	buf  []*observerpb.GetFlowsResponse
 	next int
 	full bool
-	seen uint64
+	seen uint64 // flows ever written (lost-event notices are not flows)
 	subs map[*Sub]struct{}
 }
 
-// Sub is a follower of new flows.
+// Sub is a follower of new entries.
 type Sub struct {
-	C    chan *flowpb.Flow
+	C    chan *observerpb.GetFlowsResponse
 	lost atomic.Uint64
 }
 
-// Lost is how many flows the follower missed because it was too slow.
+// Lost is how many entries the follower missed because it was too slow.
 func (s *Sub) Lost() uint64 { return s.lost.Load() }
 
 // NewRing returns a ring of the given capacity (at least 1).
 func NewRing(capacity int) *Ring {
-	return &Ring{buf: make([]*flowpb.Flow, max(capacity, 1)), subs: map[*Sub]struct{}{}}
+	return &Ring{buf: make([]*observerpb.GetFlowsResponse, max(capacity, 1)), subs: map[*Sub]struct{}{}}
 }
 
-// Write stores f and hands it to every follower that has room.
-func (r *Ring) Write(f *flowpb.Flow) {
+// WriteFlow stores a flow.
+func (r *Ring) WriteFlow(f *flowpb.Flow) {
+	r.Write(&observerpb.GetFlowsResponse{
+		Time: f.GetTime(), NodeName: f.GetNodeName(),
+		ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: f},
+	})
+}
+
+// Write stores e and hands it to every follower that has room.
+func (r *Ring) Write(e *observerpb.GetFlowsResponse) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.buf[r.next] = f
+	r.buf[r.next] = e
 	r.next = (r.next + 1) % len(r.buf)
 	if r.next == 0 {
 		r.full = true
 	}
-	r.seen++
+	if e.GetFlow() != nil {
+		r.seen++
+	}
 	for s := range r.subs {
 		select {
-		case s.C <- f:
+		case s.C <- e:
 		default:
 			s.lost.Add(1)
 		}
 	}
 }
 
-// Snapshot returns the stored flows, oldest first.
-func (r *Ring) Snapshot() []*flowpb.Flow {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (r *Ring) snapshotLocked() []*observerpb.GetFlowsResponse {
 	if !r.full {
-		return append([]*flowpb.Flow(nil), r.buf[:r.next]...)
+		return append([]*observerpb.GetFlowsResponse(nil), r.buf[:r.next]...)
 	}
-	out := make([]*flowpb.Flow, 0, len(r.buf))
+	out := make([]*observerpb.GetFlowsResponse, 0, len(r.buf))
 	out = append(out, r.buf[r.next:]...)
 	return append(out, r.buf[:r.next]...)
 }
 
-// Subscribe starts following new flows, with room for buffer of them.
-func (r *Ring) Subscribe(buffer int) *Sub {
-	s := &Sub{C: make(chan *flowpb.Flow, max(buffer, 1))}
+// Snapshot returns the stored entries, oldest first.
+func (r *Ring) Snapshot() []*observerpb.GetFlowsResponse {
 	r.mu.Lock()
-	r.subs[s] = struct{}{}
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	return r.snapshotLocked()
+}
+
+// Subscribe starts following new entries, with room for buffer of them.
+func (r *Ring) Subscribe(buffer int) *Sub {
+	_, s := r.SnapshotSubscribe(buffer)
 	return s
+}
+
+// SnapshotSubscribe returns the stored entries and follows new ones from
+// exactly that point: nothing is seen twice or missed in between.
+func (r *Ring) SnapshotSubscribe(buffer int) ([]*observerpb.GetFlowsResponse, *Sub) {
+	s := &Sub{C: make(chan *observerpb.GetFlowsResponse, max(buffer, 1))}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subs[s] = struct{}{}
+	return r.snapshotLocked(), s
 }
 
 // Unsubscribe stops a follower.
@@ -84,7 +115,7 @@ func (r *Ring) Unsubscribe(s *Sub) {
 	r.mu.Unlock()
 }
 
-// Len is the number of stored flows.
+// Len is the number of stored entries.
 func (r *Ring) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -4,14 +4,19 @@ import (
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
 )
 
 func flow(n string) *flowpb.Flow { return &flowpb.Flow{NodeName: n} }
 
-func names(fs []*flowpb.Flow) string {
+func names(es []*observerpb.GetFlowsResponse) string {
 	s := ""
-	for _, f := range fs {
-		s += f.NodeName
+	for _, e := range es {
+		if e.GetFlow() != nil {
+			s += e.GetFlow().NodeName
+		} else {
+			s += "!"
+		}
 	}
 	return s
 }
@@ -19,16 +24,31 @@ func names(fs []*flowpb.Flow) string {
 func TestRingWrapsAndCounts(t *testing.T) {
 	r := NewRing(3)
 	for _, n := range []string{"a", "b"} {
-		r.Write(flow(n))
+		r.WriteFlow(flow(n))
 	}
 	if got := names(r.Snapshot()); got != "ab" || r.Len() != 2 {
 		t.Fatalf("snapshot %q len %d", got, r.Len())
 	}
 	for _, n := range []string{"c", "d", "e"} {
-		r.Write(flow(n))
+		r.WriteFlow(flow(n))
 	}
 	if got := names(r.Snapshot()); got != "cde" || r.Len() != 3 || r.Seen() != 5 || r.Cap() != 3 {
 		t.Fatalf("snapshot %q len %d seen %d", got, r.Len(), r.Seen())
+	}
+	// A lost-event notice takes a slot but is not a flow.
+	r.Write(&observerpb.GetFlowsResponse{ResponseTypes: &observerpb.GetFlowsResponse_LostEvents{LostEvents: &flowpb.LostEvent{NumEventsLost: 3}}})
+	if got := names(r.Snapshot()); got != "de!" || r.Seen() != 5 {
+		t.Fatalf("after a lost notice: snapshot %q seen %d", got, r.Seen())
+	}
+}
+
+func TestSnapshotSubscribeHasNoGap(t *testing.T) {
+	r := NewRing(10)
+	r.WriteFlow(flow("a"))
+	snap, sub := r.SnapshotSubscribe(10)
+	r.WriteFlow(flow("b"))
+	if names(snap) != "a" || len(sub.C) != 1 || (<-sub.C).GetFlow().NodeName != "b" {
+		t.Fatalf("snapshot %q, followed %d", names(snap), len(sub.C))
 	}
 }
 
@@ -37,7 +57,7 @@ func TestSlowFollowerNeverBlocks(t *testing.T) {
 	slow := r.Subscribe(1)
 	fast := r.Subscribe(100)
 	for i := 0; i < 50; i++ {
-		r.Write(flow("x")) // must not block on slow
+		r.WriteFlow(flow("x")) // must not block on slow
 	}
 	if slow.Lost() != 49 || len(slow.C) != 1 {
 		t.Errorf("slow follower: lost %d, buffered %d", slow.Lost(), len(slow.C))
@@ -46,7 +66,7 @@ func TestSlowFollowerNeverBlocks(t *testing.T) {
 		t.Errorf("fast follower: lost %d, buffered %d", fast.Lost(), len(fast.C))
 	}
 	r.Unsubscribe(slow)
-	r.Write(flow("y"))
+	r.WriteFlow(flow("y"))
 	if slow.Lost() != 49 {
 		t.Error("an unsubscribed follower still counted")
 	}

@@ -1,0 +1,254 @@
+package observer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/seta-net/seta/pkg/hubble/container"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// mkflow is flow number i: at t0+i s, pod "p<i%3>", verdict dropped for
+// odd i.
+func mkflow(i int) *flowpb.Flow {
+	v := flowpb.Verdict_FORWARDED
+	if i%2 == 1 {
+		v = flowpb.Verdict_DROPPED
+	}
+	return &flowpb.Flow{
+		Time: timestamppb.New(t0.Add(time.Duration(i) * time.Second)), NodeName: "node1", Verdict: v,
+		Source:      &flowpb.Endpoint{Namespace: "default", PodName: []string{"p0", "p1", "p2"}[i%3]},
+		Destination: &flowpb.Endpoint{Namespace: "other", PodName: "srv"},
+		IP:          &flowpb.IP{Source: "10.0.0.1", Destination: "10.0.0.2"},
+		Summary:     string(rune('a' + i)),
+	}
+}
+
+type fixture struct {
+	ring   *container.Ring
+	client observerpb.ObserverClient
+	now    time.Time
+}
+
+func setup(t *testing.T, n int) *fixture {
+	t.Helper()
+	fx := &fixture{ring: container.NewRing(8), now: t0.Add(time.Hour)}
+	for i := 0; i < n; i++ {
+		fx.ring.WriteFlow(mkflow(i))
+	}
+	srv := New(Options{NodeName: "node1", Version: "v-test", Ring: fx.ring, Started: t0, Now: func() time.Time { return fx.now }})
+	sock := filepath.Join(t.TempDir(), "hubble.sock")
+	l, err := Listen(srv, sock, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Serve()
+	t.Cleanup(l.Stop)
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fx.client = observerpb.NewObserverClient(conn)
+	return fx
+}
+
+// get runs a non-follow GetFlows and returns the summaries of the flows.
+func get(t *testing.T, c observerpb.ObserverClient, req *observerpb.GetFlowsRequest) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.GetFlows(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	out := ""
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out += r.GetFlow().GetSummary()
+	}
+}
+
+func TestGetFlowsSelection(t *testing.T) {
+	fx := setup(t, 10) // ring of 8 keeps flows 2..9 = "cdefghij"
+	ts := func(i int) *timestamppb.Timestamp { return timestamppb.New(t0.Add(time.Duration(i) * time.Second)) }
+	dropped := []*flowpb.FlowFilter{{Verdict: []flowpb.Verdict{flowpb.Verdict_DROPPED}}}
+	for _, tc := range []struct {
+		name string
+		req  *observerpb.GetFlowsRequest
+		want string
+	}{
+		{"all", &observerpb.GetFlowsRequest{}, "cdefghij"},
+		{"last 3", &observerpb.GetFlowsRequest{Number: 3}, "hij"},
+		{"first 3", &observerpb.GetFlowsRequest{Number: 3, First: true}, "cde"},
+		{"last 2 dropped", &observerpb.GetFlowsRequest{Number: 2, Whitelist: dropped}, "hj"},
+		{"not dropped", &observerpb.GetFlowsRequest{Blacklist: dropped}, "cegi"},
+		{"pod p1 either side", &observerpb.GetFlowsRequest{Whitelist: []*flowpb.FlowFilter{{SourcePod: []string{"default/p1"}}, {DestinationPod: []string{"default/p1"}}}}, "eh"},
+		{"since", &observerpb.GetFlowsRequest{Since: ts(7)}, "hij"},
+		{"since until", &observerpb.GetFlowsRequest{Since: ts(4), Until: ts(6)}, "efg"},
+		{"first since", &observerpb.GetFlowsRequest{Since: ts(5), Number: 1, First: true}, "f"},
+		{"nothing matches", &observerpb.GetFlowsRequest{Whitelist: []*flowpb.FlowFilter{{SourceIp: []string{"192.0.2.1"}}}}, ""},
+	} {
+		got, err := get(t, fx.client, tc.req)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: got %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestGetFlowsRejectsBadRequests(t *testing.T) {
+	fx := setup(t, 1)
+	for name, req := range map[string]*observerpb.GetFlowsRequest{
+		"first+follow":  {First: true, Follow: true},
+		"until<since":   {Since: timestamppb.New(t0.Add(time.Hour)), Until: timestamppb.New(t0)},
+		"bad ip filter": {Whitelist: []*flowpb.FlowFilter{{SourceIp: []string{"10.0.0.300"}}}},
+		"bad label":     {Whitelist: []*flowpb.FlowFilter{{SourceLabel: []string{"a in (b"}}}},
+		"bad mask":      {FieldMask: &fieldmaskpb.FieldMask{Paths: []string{"no_such_field"}}},
+		"bad timestamp": {Since: &timestamppb.Timestamp{Seconds: -1 << 62}},
+	} {
+		_, err := get(t, fx.client, req)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: got %v, want InvalidArgument", name, err)
+		}
+	}
+}
+
+func TestFieldMask(t *testing.T) {
+	fx := setup(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := fx.client.GetFlows(ctx, &observerpb.GetFlowsRequest{FieldMask: &fieldmaskpb.FieldMask{Paths: []string{"verdict", "source.pod_name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := r.GetFlow()
+	if f.GetVerdict() != flowpb.Verdict_FORWARDED || f.GetSource().GetPodName() != "p0" || f.GetSource().GetNamespace() != "" || f.GetIP() != nil || f.GetSummary() != "" {
+		t.Errorf("masked flow: %v", f)
+	}
+	// The stored flow is untouched.
+	if fx.ring.Snapshot()[0].GetFlow().GetSummary() != "a" {
+		t.Error("the field mask modified the stored flow")
+	}
+}
+
+func TestFollowStreamsNewFlows(t *testing.T) {
+	fx := setup(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := fx.client.GetFlows(ctx, &observerpb.GetFlowsRequest{Number: 1, Follow: true,
+		Whitelist: []*flowpb.FlowFilter{{Verdict: []flowpb.Verdict{flowpb.Verdict_FORWARDED}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv := func() string {
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetFlow().GetSummary()
+	}
+	if got := recv(); got != "c" { // the last matching stored flow
+		t.Fatalf("history: %q", got)
+	}
+	// Flows written after the call started, filtered (3 and 5 are drops).
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		for i := 3; i < 7; i++ {
+			fx.ring.WriteFlow(mkflow(i))
+		}
+	}()
+	if got := recv() + recv(); got != "eg" {
+		t.Fatalf("followed: %q", got)
+	}
+}
+
+func TestSlowFollowerGetsLostEvents(t *testing.T) {
+	ring := container.NewRing(16)
+	s := New(Options{NodeName: "n", Ring: ring})
+	_, sub := ring.SnapshotSubscribe(2)
+	for i := 0; i < 10; i++ {
+		ring.WriteFlow(mkflow(i)) // the follower holds 2, loses 8
+	}
+	var lost uint64
+	var flows int
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	r, _ := parseRequest(&observerpb.GetFlowsRequest{Follow: true})
+	s.follow(ctx, r, sub, func(e *observerpb.GetFlowsResponse) error {
+		if le := e.GetLostEvents(); le != nil {
+			if le.Source != flowpb.LostEventSource_HUBBLE_RING_BUFFER {
+				t.Errorf("source %v", le.Source)
+			}
+			lost += le.NumEventsLost
+			cancel()
+		} else {
+			flows++
+		}
+		return nil
+	})
+	if lost != 8 || flows != 2 {
+		t.Errorf("lost %d, flows %d; want 8 and 2", lost, flows)
+	}
+}
+
+func TestStatusNodesNamespaces(t *testing.T) {
+	fx := setup(t, 10)
+	fx.now = t0.Add(30 * time.Second) // flows 2..9 are within the last minute
+	ctx := context.Background()
+	st, err := fx.client.ServerStatus(ctx, &observerpb.ServerStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NumFlows != 8 || st.MaxFlows != 8 || st.SeenFlows != 10 || st.UptimeNs != uint64(30*time.Second) || st.Version != "v-test" || st.FlowsRate != 8.0/60 {
+		t.Errorf("status: %v", st)
+	}
+	nodes, err := fx.client.GetNodes(ctx, &observerpb.GetNodesRequest{})
+	if err != nil || len(nodes.Nodes) != 1 || nodes.Nodes[0].Name != "node1" || nodes.Nodes[0].SeenFlows != 10 {
+		t.Errorf("nodes: %v, %v", nodes, err)
+	}
+	ns, err := fx.client.GetNamespaces(ctx, &observerpb.GetNamespacesRequest{})
+	if err != nil || len(ns.Namespaces) != 2 || ns.Namespaces[0].Namespace != "default" || ns.Namespaces[1].Namespace != "other" {
+		t.Errorf("namespaces: %v, %v", ns, err)
+	}
+}
+
+func TestListenErrors(t *testing.T) {
+	ring := container.NewRing(1)
+	sock := filepath.Join(t.TempDir(), "h.sock")
+	l, err := Listen(New(Options{Ring: ring}), sock, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go l.Serve()
+	defer l.Stop()
+	if _, err := Listen(New(Options{Ring: ring}), sock, ""); err == nil {
+		t.Error("a second server on a live socket was allowed")
+	}
+	if _, err := Listen(New(Options{Ring: ring}), filepath.Join(t.TempDir(), "x.sock"), "no-port"); err == nil {
+		t.Error("a TCP address without a port was accepted")
+	}
+}
