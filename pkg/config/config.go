@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
+	hubblemetrics "github.com/seta-net/seta/pkg/hubble/metrics"
 	"github.com/seta-net/seta/pkg/ipam"
 	"github.com/seta-net/seta/pkg/labels"
 )
@@ -310,6 +311,9 @@ func (c Agent) Validate() error {
 		if _, _, err := net.SplitHostPort(c.HubbleListenAddress); err != nil {
 			bad("hubbleListenAddress", "want host:port such as localhost:4244, got %q", c.HubbleListenAddress)
 		}
+	}
+	if err := hubblemetrics.Validate(c.HubbleMetrics); err != nil {
+		bad("hubbleMetrics", "%v", err)
 	}
 	if d, err := time.ParseDuration(c.MonitorAggregationInterval); err != nil || d < time.Second {
 		bad("monitorAggregationInterval", "must be a duration of at least 1s, got %q", c.MonitorAggregationInterval)

@@ -94,7 +94,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 
 	var hub *hubble
 	if cfg.EnableHubble {
-		if hub, err = startHubble(ctx, log, cfg, dp, mgr, alloc, pol, met.ProcessFlow); err != nil {
+		if hub, err = startHubble(ctx, log, cfg, dp, mgr, alloc, pol, met); err != nil {
 			return err
 		}
 		defer hub.Stop()
@@ -130,7 +130,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc,
 		ObserveRequest: met.ObserveAPI})
 	if cfg.PrometheusServeAddr != "" {
-		stopMetrics, err := serveMetrics(log, cfg.PrometheusServeAddr, met, mgr, alloc, pol, dp)
+		stopMetrics, err := serveMetrics(log, cfg.PrometheusServeAddr, cfg.HubbleMetrics, met, mgr, alloc, pol, dp)
 		if err != nil {
 			return err
 		}

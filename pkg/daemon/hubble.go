@@ -25,6 +25,13 @@ import (
 	"github.com/seta-net/seta/pkg/version"
 )
 
+// flowObserver takes every decoded flow (Hubble's flow metrics) and the
+// losses of slow observer clients.
+type flowObserver interface {
+	ProcessFlow(*flowpb.Flow)
+	ClientLost(n uint64)
+}
+
 // hubble is the flow pipeline of the agent: one goroutine reads datapath
 // events, decodes them into flows and writes them into the ring that the
 // observer API serves. Nothing in the pipeline waits for an API client.
@@ -33,7 +40,7 @@ type hubble struct {
 	ring   *container.Ring
 	rd     *monitor.Reader
 	parser *parser.Parser
-	onFlow func(*flowpb.Flow)
+	met    flowObserver
 	lis    *observer.Listener
 	node   string
 
@@ -44,11 +51,12 @@ type hubble struct {
 }
 
 func startHubble(ctx context.Context, log *slog.Logger, cfg config.Agent, dp *datapath.Datapath, mgr *endpoint.Manager,
-	alloc *identity.Allocator, pol *enforcer.Enforcer, onFlow func(*flowpb.Flow)) (*hubble, error) {
+	alloc *identity.Allocator, pol *enforcer.Enforcer, met flowObserver) (*hubble, error) {
 	log = log.With("subsys", "hubble")
-	h := &hubble{log: log, ring: container.NewRing(cfg.HubbleEventBufferCapacity), onFlow: onFlow, node: cfg.NodeName}
+	h := &hubble{log: log, ring: container.NewRing(cfg.HubbleEventBufferCapacity), met: met, node: cfg.NodeName}
 	h.parser = parser.New(cfg.NodeName, newEnricher(mgr, alloc, pol))
-	srv := observer.New(observer.Options{NodeName: cfg.NodeName, Version: version.String(), Address: "unix://" + cfg.HubbleSocketPath, Ring: h.ring})
+	srv := observer.New(observer.Options{NodeName: cfg.NodeName, Version: version.String(), Address: "unix://" + cfg.HubbleSocketPath, Ring: h.ring,
+		OnClientLost: met.ClientLost})
 	lis, err := observer.Listen(srv, cfg.HubbleSocketPath, cfg.HubbleListenAddress)
 	if err != nil {
 		return nil, err
@@ -87,9 +95,7 @@ func (h *hubble) readLoop() {
 			continue
 		}
 		f := h.parser.Decode(ev)
-		if h.onFlow != nil {
-			h.onFlow(f)
-		}
+		h.met.ProcessFlow(f)
 		h.ring.WriteFlow(f)
 		h.decoded.Add(1)
 	}

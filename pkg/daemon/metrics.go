@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
+
+	hubblemetrics "github.com/seta-net/seta/pkg/hubble/metrics"
 
 	"github.com/seta-net/seta/pkg/datapath"
 	"github.com/seta-net/seta/pkg/endpoint"
@@ -18,9 +21,13 @@ import (
 	"github.com/seta-net/seta/pkg/metrics"
 )
 
-// lateMetrics lets the policy and API code observe into a registry whose
-// scrape-time sources exist only later.
-type lateMetrics struct{ m *metrics.Metrics }
+// lateMetrics lets the policy, API and flow code observe into a registry
+// whose scrape-time sources exist only later.
+type lateMetrics struct {
+	m *metrics.Metrics
+	// flows is read on the flow decoder's goroutine.
+	flows atomic.Pointer[hubblemetrics.Processor]
+}
 
 func newMetrics() *lateMetrics { return &lateMetrics{} }
 
@@ -32,7 +39,12 @@ func (l *lateMetrics) ObserveRegeneration(d time.Duration, err error) {
 
 // ProcessFlow feeds a decoded flow to the Hubble flow metrics (none until
 // they are registered).
-func (l *lateMetrics) ProcessFlow(f *flowpb.Flow) {}
+func (l *lateMetrics) ProcessFlow(f *flowpb.Flow) { l.flows.Load().ProcessFlow(f) }
+
+// ClientLost counts flows an observer client missed by reading too slowly.
+func (l *lateMetrics) ClientLost(n uint64) {
+	l.flows.Load().AddLostEvents(hubblemetrics.LostSourceHubbleRing, n)
+}
 
 func (l *lateMetrics) ObserveAPI(route, method string, code int, d time.Duration) {
 	if l.m != nil {
@@ -41,7 +53,7 @@ func (l *lateMetrics) ObserveAPI(route, method string, code int, d time.Duration
 }
 
 // serveMetrics registers the agent's metrics and serves them on addr.
-func serveMetrics(log *slog.Logger, addr string, late *lateMetrics, mgr *endpoint.Manager, alloc *identity.Allocator,
+func serveMetrics(log *slog.Logger, addr string, hubbleMetrics []string, late *lateMetrics, mgr *endpoint.Manager, alloc *identity.Allocator,
 	pol *enforcer.Enforcer, dp *datapath.Datapath) (func(), error) {
 	late.m = metrics.New(metrics.Source{
 		EndpointsByState: func() map[string]int {
@@ -92,6 +104,16 @@ func serveMetrics(log *slog.Logger, addr string, late *lateMetrics, mgr *endpoin
 			return out, err
 		},
 	})
+	// Hubble's flow metrics share the registry; lost events are always
+	// exported, the flow families only as --hubble-metrics asks.
+	flows, err := hubblemetrics.New(late.m.Registry, hubblemetrics.Options{
+		Metrics:    hubbleMetrics,
+		LostEvents: map[string]func() (uint64, error){hubblemetrics.LostSourcePerfRing: dp.EventsLost},
+	})
+	if err != nil {
+		return nil, err
+	}
+	late.flows.Store(flows)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve metrics on %s: %w", addr, err)

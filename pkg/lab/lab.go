@@ -345,6 +345,7 @@ func ensureAgent(ctx context.Context, st *State, n *Node, extra []string, out io
 		"--hubble-socket-path", n.HubbleSocket(),
 		// Metrics on the node's own loopback: `seta lab metrics` reads them.
 		"--prometheus-serve-addr", MetricsAddr,
+		"--hubble-metrics", "drop,tcp,flow,port-distribution,icmp,policy,flows-to-world",
 	}, extra...)
 	cmd := exec.Command(st.AgentBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf

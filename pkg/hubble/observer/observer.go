@@ -42,6 +42,9 @@ type Options struct {
 	Started time.Time
 	// Now is the clock (tests); nil: time.Now.
 	Now func() time.Time
+	// OnClientLost, if set, learns how many entries a following client
+	// missed by reading too slowly (for hubble_lost_events_total).
+	OnClientLost func(n uint64)
 }
 
 // Server implements observerpb.ObserverServer.
@@ -218,6 +221,9 @@ func (s *Server) follow(ctx context.Context, r *request, sub *container.Sub, sen
 					}}})
 				if err != nil {
 					return err
+				}
+				if s.o.OnClientLost != nil {
+					s.o.OnClientLost(lost - reported)
 				}
 				reported = lost
 			}

@@ -38,7 +38,7 @@ type Getters interface {
 // Cilium monitor message types, as Hubble's CiliumEventType.Type carries them.
 const (
 	MessageTypeDrop          = 1
-	MessageTypePolicyVerdict = 9
+	MessageTypePolicyVerdict = 5
 )
 
 // Parser decodes events of one node.
