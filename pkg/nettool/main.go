@@ -48,6 +48,7 @@ Commands:
   stream ADDR    probe one long-lived TCP connection and report the longest echo gap
   crr ADDR       connect, send one line, read the echo, close; N times; report latency
   rr ADDR        request/response round trips on one connection; report rate and latency
+  blast ADDR     send UDP datagrams at a fixed rate for a while, not waiting for replies
 
 ADDR is host:port, e.g. 10.0.0.5:7000 or [fd00::5]:7000.
 Flags may come before or after the arguments, as -flag or --flag.
@@ -89,6 +90,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runCRR(ctx, rest, stdout, stderr)
 	case "rr":
 		return runRR(ctx, rest, stdout, stderr)
+	case "blast":
+		return runBlast(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "seta-nettool: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage

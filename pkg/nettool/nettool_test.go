@@ -788,3 +788,36 @@ func TestRR(t *testing.T) {
 		t.Errorf("rr to a closed port: code %d", code)
 	}
 }
+
+func TestBlastSendsAtRate(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	got := make(chan int)
+	go func() {
+		n := 0
+		buf := make([]byte, 2048)
+		for {
+			pc.SetReadDeadline(time.Now().Add(time.Second))
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	}()
+	code, out, errOut := run(t, "blast", pc.LocalAddr().String(), "--rate", "2000", "--duration", "500ms")
+	if code != 0 || !strings.Contains(out, "blast: sent=") {
+		t.Fatalf("blast: code %d\n%s%s", code, out, errOut)
+	}
+	// 2000/s for 0.5 s is 1000 datagrams; the schedule catches up on timer
+	// jitter, so anything far off is a pacing bug.
+	if n := <-got; n < 900 || n > 1001 {
+		t.Errorf("received %d datagrams, want about 1000\n%s", n, out)
+	}
+	if code, _, _ := run(t, "blast", "127.0.0.1:9", "--rate", "2000000"); code != 2 {
+		t.Errorf("a rate above the bound was accepted (code %d)", code)
+	}
+}

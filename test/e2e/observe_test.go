@@ -5,6 +5,7 @@ import (
 	"context"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,57 @@ func TestPrivilegedObserveFlows(t *testing.T) {
 	if len(traces) < 3 || len(traces) > 30 {
 		t.Errorf("one connection with 200 round trips gave %d trace flows at medium aggregation; want 3..30", len(traces))
 	}
+
+	// Hubble's flow metrics move with traffic.
+	drops := l.metricValue(t, "hubble_drop_total", `reason="POLICY_DENIED"`, `protocol="TCP"`)
+	fwd := l.metricValue(t, "hubble_flows_processed_total", `verdict="FORWARDED"`)
+	if drops < 1 || fwd < 1 {
+		t.Errorf("hubble metrics before: drops %v, forwarded flows %v", drops, fwd)
+	}
+	l.check(deny("other", "web", "tcp"))
+	l.check(allow("client", "web", "tcp"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d2 := l.metricValue(t, "hubble_drop_total", `reason="POLICY_DENIED"`, `protocol="TCP"`)
+		f2 := l.metricValue(t, "hubble_flows_processed_total", `verdict="FORWARDED"`)
+		if d2 > drops && f2 > fwd {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("hubble metrics did not move: drops %v -> %v, forwarded %v -> %v", drops, d2, fwd, f2)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v := l.metricValue(t, "hubble_policy_verdicts_total", `action="forwarded"`, `direction="ingress"`); v < 1 {
+		t.Errorf("no forwarded ingress policy verdicts counted (%v)", v)
+	}
+}
+
+// metricValue sums the samples of a metric whose label set contains every
+// one of labels (e.g. `reason="POLICY_DENIED"`), from seta lab metrics.
+func (l *policyLab) metricValue(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	sum := 0.0
+	for _, line := range strings.Split(l.must("lab", "metrics"), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		ok := true
+		for _, lb := range labels {
+			ok = ok && strings.Contains(line, lb)
+		}
+		if !ok {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
 
 // TestPrivilegedObserveFollow streams new flows as they happen.
