@@ -9,7 +9,8 @@
  * traffic from other nodes) comes through here. The program finds the
  * endpoint, applies its ingress policy (unless the packet answers a
  * connection the pod opened), rewrites the MACs as the pod's gateway would,
- * counts the packet and hands it to the pod's eth0 with bpf_redirect_peer. */
+ * counts the packet, traces it (TRACE_TO_LXC, lib/trace.h) and hands it to
+ * the pod's eth0 with bpf_redirect_peer. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -31,6 +32,8 @@ int cil_from_host(struct __sk_buff *skb)
 	struct endpoint_key key;
 	struct ct_key t = {};
 	struct l4_info l = {};
+	struct trace_ctx tr = {};
+	struct ct_fwd f;
 	__u32 len = skb->len;
 	__u32 src_id;
 
@@ -78,23 +81,31 @@ int cil_from_host(struct __sk_buff *skb)
 		 * agent removes such routes, so this is a race with a delete. */
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
-	if (!(l.related && ct_live(&l.inner)) && !ct_is_reply(&t, l.closing)) {
+	if (l.related && ct_live(&l.inner)) {
+		/* An ICMP error about a tracked flow: rare, always traced. */
+		tr.reason = TRACE_REASON_CT_RELATED;
+		tr.report = 1;
+	} else if (ct_is_reply(&t, l.closing, l.tcp_flags, &tr.report)) {
+		tr.reason = TRACE_REASON_CT_REPLY;
+	} else {
+		ct_lookup(&t, &f);
 		if (src_id == IDENTITY_HOST) {
 			/* From the node itself: the node's egress (host) policy. */
 			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 
-			if (enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, &l, &t) < 0)
+			if (enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, &l, &t, f.new_conn) < 0)
 				return CTX_ACT_DROP;
 		}
-		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, &l, &t) < 0)
+		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, &l, &t, f.new_conn) < 0)
 			return CTX_ACT_DROP;
-		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, &l, &t) < 0)
+		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, &l, &t, &f, &tr) < 0)
 			return CTX_ACT_DROP;
 	}
 	if (rewrite_l2(skb, ep) < 0)
 		return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
 	account_endpoint(ep->id, len, DIR_INGRESS);
 	update_metrics(len, DIR_INGRESS, REASON_FORWARDED);
+	emit_trace(skb, TRACE_TO_LXC, &tr, DIR_INGRESS, ep->id, src_id, ep->identity, ep->ifindex, &t, &l);
 	int ret = bpf_redirect_peer(ep->ifindex, 0);
 	if (ret != CTX_ACT_REDIRECT)
 		update_metrics(len, DIR_INGRESS, DROP_UNROUTABLE);

@@ -14,6 +14,12 @@
  * is a local endpoint, its ingress policy, or the node's own ingress policy
  * when the receiver is the node (lib/enforce.h).
  *
+ * A forwarded packet is traced (lib/trace.h) where it leaves: TRACE_TO_LXC
+ * when delivered to a local endpoint, TRACE_TO_STACK when passed to the
+ * stack. Traffic the program passes without looking at it (ARP, IPv6
+ * link-local and multicast: the pod's link-layer chatter with its gateway,
+ * before source validation, never tracked) is not traced.
+ *
  * Packets between two endpoints of this node never reach the host stack:
  * from-container rewrites the MACs, decrements TTL and hands the packet
  * straight to the destination's eth0 with bpf_redirect_peer. Everything else
@@ -40,13 +46,18 @@ struct shared_types {
 	enum addr_family family;
 	enum traffic_dir dir;
 	enum event_type event;
+	enum trace_point obs;
+	enum trace_reason trace;
+	enum policy_match_type match;
+	enum monitor_aggregation aggregation;
 	struct datapath_event ev;
 };
 const volatile struct shared_types seta_shared_types __attribute__((used));
 
-/* Delivers to a local endpoint, or returns to the caller (-1) when the
- * packet should take the stack instead. */
-static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *dst)
+/* Delivers to a local endpoint, traced as TRACE_TO_LXC. */
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *src,
+					 const struct endpoint_info *dst, const struct ct_key *t,
+					 const struct l4_info *l, const struct trace_ctx *tr)
 {
 	__u32 len = skb->len;
 
@@ -54,6 +65,7 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct end
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	account_endpoint(dst->id, len, DIR_INGRESS);
 	update_metrics(len, DIR_EGRESS, REASON_FORWARDED);
+	emit_trace(skb, TRACE_TO_LXC, tr, DIR_INGRESS, dst->id, src->identity, dst->identity, dst->ifindex, t, l);
 	/* bpf_redirect_peer moves the packet into the peer's netns ingress
 	 * without a backlog queue round trip. It returns TC_ACT_SHOT when the
 	 * target is not a veth whose peer lives in another netns. */
@@ -63,30 +75,52 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct end
 	return ret;
 }
 
+/* to_stack passes a packet to the host stack, traced as TRACE_TO_STACK. */
+static __always_inline int to_stack(struct __sk_buff *skb, const struct endpoint_info *src, __u32 dst_id,
+				    const struct ct_key *t, const struct l4_info *l, const struct trace_ctx *tr)
+{
+	update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
+	emit_trace(skb, TRACE_TO_STACK, tr, DIR_EGRESS, src->id, src->identity, dst_id, skb->ifindex, t, l);
+	return CTX_ACT_OK;
+}
+
 /* policy_packet applies policy to a packet leaving src: replies of tracked
  * connections pass; anything else needs src's egress policy to allow the
  * destination and, for a local destination, dst's ingress policy to allow
- * src. Returns -1 when the packet was dropped. */
+ * src. It fills tr with the packet's conntrack state for tracing. Returns
+ * -1 when the packet was dropped. */
 static __always_inline int policy_packet(struct __sk_buff *skb, const struct endpoint_info *src,
 					 const struct endpoint_info *dst, __u32 dst_id,
-					 const struct ct_key *t, const struct l4_info *l)
+					 const struct ct_key *t, const struct l4_info *l,
+					 struct trace_ctx *tr)
 {
-	/* ICMP errors about a tracked flow belong to it; other packets that
-	 * answer a tracked connection are replies. */
-	if ((l->related && ct_live(&l->inner)) || ct_is_reply(t, l->closing))
+	struct ct_fwd f;
+
+	/* ICMP errors about a tracked flow belong to it (rare, and each one
+	 * is news: always traced); other packets that answer a tracked
+	 * connection are replies. */
+	if (l->related && ct_live(&l->inner)) {
+		tr->reason = TRACE_REASON_CT_RELATED;
+		tr->report = 1;
 		return 0;
-	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t) < 0)
+	}
+	if (ct_is_reply(t, l->closing, l->tcp_flags, &tr->report)) {
+		tr->reason = TRACE_REASON_CT_REPLY;
+		return 0;
+	}
+	ct_lookup(t, &f);
+	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t, f.new_conn) < 0)
 		return -1;
-	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t) < 0)
+	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f.new_conn) < 0)
 		return -1;
 	if (!dst && dst_id == IDENTITY_HOST) {
 		/* To the node itself: the node's ingress (host) policy. */
 		struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 
-		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t) < 0)
+		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f.new_conn) < 0)
 			return -1;
 	}
-	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t);
+	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t, &f, tr);
 }
 
 static __always_inline int from_container_ipv4(struct __sk_buff *skb)
@@ -109,7 +143,9 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 
 	struct ct_key t = { .family = ADDR_FAMILY_IPV4 };
 	struct l4_info l = {};
+	struct trace_ctx tr = {};
 	__u8 ttl = ip4->ttl;
+	__u32 dst_id;
 
 	__builtin_memcpy(t.saddr, &ip4->saddr, 4);
 	__builtin_memcpy(t.daddr, &ip4->daddr, 4);
@@ -121,13 +157,13 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 		t.proto = l.proto = ip4->protocol;
 
 	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	if (policy_packet(skb, src, dst, dst ? dst->identity : ipcache_identity4(*(__be32 *)t.daddr), &t, &l) < 0)
+	dst_id = dst ? dst->identity : ipcache_identity4(*(__be32 *)t.daddr);
+	if (policy_packet(skb, src, dst, dst_id, &t, &l, &tr) < 0)
 		return CTX_ACT_DROP;
 	if (!dst || ttl <= 1) {
 		/* Not a local endpoint (or the TTL runs out here, and the stack
 		 * sends the ICMP error): the host stack decides. */
-		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
-		return CTX_ACT_OK;
+		return to_stack(skb, src, dst_id, &t, &l, &tr);
 	}
 	/* The checks above may have moved packet data: reload. */
 	data = (void *)(long)skb->data;
@@ -137,7 +173,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	if (!ipv4_dec_ttl(skb, ip4))
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	return deliver_local(skb, dst);
+	return deliver_local(skb, src, dst, &t, &l, &tr);
 }
 
 
@@ -162,8 +198,10 @@ static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 
 	struct ct_key t = { .family = ADDR_FAMILY_IPV6 };
 	struct l4_info l = {};
+	struct trace_ctx tr = {};
 	struct in6_addr daddr = ip6->daddr;
 	__u8 hlim = ip6->hop_limit;
+	__u32 dst_id;
 
 	__builtin_memcpy(t.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(t.daddr, &ip6->daddr, 16);
@@ -173,12 +211,11 @@ static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 	parse_l4(skb, ETH_HLEN + sizeof(struct ipv6hdr), ip6->nexthdr, 1, &t, &l);
 
 	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	if (policy_packet(skb, src, dst, dst ? dst->identity : ipcache_identity6(&daddr), &t, &l) < 0)
+	dst_id = dst ? dst->identity : ipcache_identity6(&daddr);
+	if (policy_packet(skb, src, dst, dst_id, &t, &l, &tr) < 0)
 		return CTX_ACT_DROP;
-	if (!dst || hlim <= 1) {
-		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
-		return CTX_ACT_OK;
-	}
+	if (!dst || hlim <= 1)
+		return to_stack(skb, src, dst_id, &t, &l, &tr);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	ip6 = data + ETH_HLEN;
@@ -186,7 +223,7 @@ static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	if (!ipv6_dec_hoplimit(skb, ip6))
 		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	return deliver_local(skb, dst);
+	return deliver_local(skb, src, dst, &t, &l, &tr);
 }
 
 SEC("tc")

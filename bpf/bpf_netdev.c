@@ -71,6 +71,7 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 	struct ct_key t = {};
 	struct l4_info l = {};
+	struct ct_fwd f;
 	__u32 src_id, dst_id, peer;
 
 	if (!host_packet(skb, &t, &l, &src_id, &dst_id))
@@ -84,11 +85,14 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 			return CTX_ACT_OK;
 		peer = dst_id;
 	}
-	if ((l.related && ct_live(&l.inner)) || ct_is_reply(&t, l.closing))
+	/* No trace events here (nothing is forwarded, only checked), so no
+	 * report decision is asked of conntrack. */
+	if ((l.related && ct_live(&l.inner)) || ct_is_reply(&t, l.closing, l.tcp_flags, NULL))
 		return CTX_ACT_OK;
-	if (enforce(skb, &host, dir, peer, src_id, dst_id, &l, &t) < 0)
+	ct_lookup(&t, &f);
+	if (enforce(skb, &host, dir, peer, src_id, dst_id, &l, &t, f.new_conn) < 0)
 		return CTX_ACT_DROP;
-	if (track(skb, dir, HOST_EP_ID, src_id, dst_id, &l, &t) < 0)
+	if (track(skb, dir, HOST_EP_ID, src_id, dst_id, &l, &t, &f, NULL) < 0)
 		return CTX_ACT_DROP;
 	return CTX_ACT_OK;
 }

@@ -3,11 +3,12 @@
  * packet that opened it. A packet whose reversed tuple has a live entry is a
  * reply and skips policy; every other packet is checked against policy, so
  * revoking an allow stops an established connection at its next packet.
- * Go mirror: pkg/datapath/maps (CTKey). */
+ * Go mirror: pkg/datapath/bpf (LxcCtKey, LxcCtEntry, generated). */
 #ifndef __SETA_CONNTRACK_H
 #define __SETA_CONNTRACK_H
 
 #include "common.h"
+#include "trace.h"
 
 struct ct_key {
 	__u8   saddr[16];
@@ -19,14 +20,24 @@ struct ct_key {
 	__u8   pad[2];
 };
 
-#define CT_F_CLOSING 0x1 /* a FIN or RST was seen */
+#define CT_F_CLOSING     0x1 /* a FIN or RST was seen */
+#define CT_F_RX_REPORTED 0x2 /* a reply was traced (monitor aggregation) */
 
+/* The flags and report state share the 8 bytes that were "__u32 flags;
+ * __u32 pad;" (CT_F_CLOSING in the low byte), so the entry keeps its size
+ * and a pinned table from before stays usable: old entries read as
+ * "nothing reported yet". The report state is only maintained when
+ * conntrack decides which packets are traced (lib/trace.h). */
 struct ct_entry {
 	__u64 last_seen; /* bpf_ktime_get_ns */
 	__u64 packets;   /* forward direction */
 	__u64 replies;
-	__u32 flags;
-	__u32 pad;
+	__u8  flags;          /* CT_F_* */
+	__u8  tx_flags_seen;  /* TCP flags traced in the forward direction (masked) */
+	__u8  rx_flags_seen;  /* TCP flags traced in the reply direction (masked) */
+	__u8  pad;
+	__u16 last_tx_report; /* forward direction's last trace, CT_REPORT_SHIFT ticks, wrapping */
+	__u16 last_rx_report; /* reply direction's last trace, likewise */
 };
 
 struct {
@@ -63,9 +74,41 @@ static __always_inline void ct_reverse(const struct ct_key *k, struct ct_key *r)
 	r->pad[0] = r->pad[1] = 0;
 }
 
+/* ct_report decides whether a packet of a live connection is worth a trace
+ * under monitor aggregation, and if so records it as traced. Worth it: the
+ * first reply, TCP flags of the mask not yet traced in the packet's
+ * direction, or the report interval passed since that direction's last
+ * trace. The tick counter is 16 bits and compared modulo 2^16, so a
+ * direction silent for more than ~19.5 hours (while the other keeps the
+ * entry alive) may miss its periodic trace once: its next packet after the
+ * interval is traced. Concurrent packets of one connection on two CPUs may
+ * both be traced; that costs an event, never loses one. */
+static __always_inline __u8 ct_report(struct ct_entry *e, __u64 now, __u8 tcp_flags, int reply)
+{
+	__u16 tick = now >> CT_REPORT_SHIFT;
+	__u8 flags = tcp_flags & seta_monitor_aggregation_flags;
+
+	if (reply) {
+		if ((e->flags & CT_F_RX_REPORTED) && !(flags & ~e->rx_flags_seen) &&
+		    (__u16)(tick - e->last_rx_report) < trace_interval_ticks())
+			return 0;
+		e->flags |= CT_F_RX_REPORTED;
+		e->rx_flags_seen |= flags;
+		e->last_rx_report = tick;
+		return 1;
+	}
+	if (!(flags & ~e->tx_flags_seen) && (__u16)(tick - e->last_tx_report) < trace_interval_ticks())
+		return 0;
+	e->tx_flags_seen |= flags;
+	e->last_tx_report = tick;
+	return 1;
+}
+
 /* ct_is_reply reports whether the packet with tuple k answers a live
- * connection, and accounts it. */
-static __always_inline int ct_is_reply(const struct ct_key *k, int closing)
+ * connection, and accounts it on the connection's (forward) entry. For a
+ * reply, *report says whether aggregation wants it traced; report may be
+ * NULL for callers that never trace. */
+static __always_inline int ct_is_reply(const struct ct_key *k, int closing, __u8 tcp_flags, __u8 *report)
 {
 	struct ct_key rev;
 	struct ct_entry *e;
@@ -82,6 +125,8 @@ static __always_inline int ct_is_reply(const struct ct_key *k, int closing)
 	e->replies++;
 	if (closing)
 		e->flags |= CT_F_CLOSING;
+	if (report)
+		*report = trace_aggregated() ? ct_report(e, now, tcp_flags, 1) : 0;
 	return 1;
 }
 
@@ -100,25 +145,71 @@ static __always_inline int ct_live(const struct ct_key *k)
 	return e && now - e->last_seen <= ct_lifetime(&rev, e);
 }
 
-/* ct_track records (or refreshes) the connection k opens. */
-static __always_inline int ct_track(const struct ct_key *k, int closing)
-{
-	struct ct_entry *e, fresh = {};
-	__u64 now = bpf_ktime_get_ns();
+/* A packet that is not a reply: ct_lookup finds the entry of the
+ * connection it belongs to (possibly expired) before policy is checked, so
+ * policy knows whether the packet opens a connection, and ct_track updates
+ * that same entry afterwards without a second lookup. Only packets policy
+ * allowed create or refresh an entry. */
+struct ct_fwd {
+	struct ct_entry *e; /* NULL: no entry */
+	__u64 now;
+	int   new_conn;     /* no live entry: the packet opens a connection */
+};
 
-	e = bpf_map_lookup_elem(&seta_ct, k);
-	if (e) {
-		if (now - e->last_seen > ct_lifetime(k, e))
-			e->flags = 0; /* an old entry: the tuple is reused */
-		e->last_seen = now;
+static __always_inline void ct_lookup(const struct ct_key *k, struct ct_fwd *f)
+{
+	f->e = bpf_map_lookup_elem(&seta_ct, k);
+	f->now = bpf_ktime_get_ns();
+	f->new_conn = !f->e || f->now - f->e->last_seen > ct_lifetime(k, f->e);
+}
+
+/* ct_init fills the entry of a connection that packet opens. The first
+ * packet is always traced, so it counts as the forward direction's report. */
+static __always_inline void ct_init(struct ct_entry *e, __u64 now, int closing, __u8 tcp_flags)
+{
+	e->last_seen = now;
+	e->packets = 1;
+	e->replies = 0;
+	e->flags = closing ? CT_F_CLOSING : 0;
+	e->tx_flags_seen = tcp_flags & seta_monitor_aggregation_flags;
+	e->rx_flags_seen = 0;
+	e->pad = 0;
+	e->last_tx_report = now >> CT_REPORT_SHIFT;
+	e->last_rx_report = 0;
+}
+
+/* ct_track records (or refreshes) the connection k opens, as looked up by
+ * ct_lookup, and fills tr: the trace reason and, under aggregation, whether
+ * the packet is traced (always, when it opens the connection); tr may be
+ * NULL for callers that never trace. It returns nonzero when a new entry
+ * could not be created. */
+static __always_inline int ct_track(const struct ct_key *k, struct ct_fwd *f, int closing,
+				    __u8 tcp_flags, struct trace_ctx *tr)
+{
+	struct ct_entry fresh;
+	struct ct_entry *e = f->e;
+
+	if (!f->new_conn && e) {
+		e->last_seen = f->now;
 		e->packets++;
 		if (closing)
 			e->flags |= CT_F_CLOSING;
+		if (tr) {
+			tr->reason = TRACE_REASON_CT_ESTABLISHED;
+			tr->report = trace_aggregated() ? ct_report(e, f->now, tcp_flags, 0) : 0;
+		}
 		return 0;
 	}
-	fresh.last_seen = now;
-	fresh.packets = 1;
-	fresh.flags = closing ? CT_F_CLOSING : 0;
+	if (tr) {
+		tr->reason = TRACE_REASON_POLICY;
+		tr->report = 1;
+	}
+	if (e) {
+		/* An expired entry: the tuple is reused by a new connection. */
+		ct_init(e, f->now, closing, tcp_flags);
+		return 0;
+	}
+	ct_init(&fresh, f->now, closing, tcp_flags);
 	return bpf_map_update_elem(&seta_ct, k, &fresh, BPF_ANY);
 }
 

@@ -6,24 +6,38 @@
 
 #include "common.h"
 #include "conntrack.h"
+#include "l4.h"
+#include "policy.h"
+#include "trace.h"
 
 enum event_type {
 	EVENT_DROP           = 1, /* a packet was dropped; reason says why */
-	EVENT_POLICY_VERDICT = 2, /* a policy decision that did not drop (audit) */
+	EVENT_POLICY_VERDICT = 2, /* a policy decision that did not drop: allowed
+				   * (reason 0, on a connection's first packet) or
+				   * denied in audit mode (audit 1) */
+	EVENT_TRACE          = 3, /* a forwarded packet (lib/trace.h) */
 };
 
+/* One event. The size is part of the wire format user space reads; fields
+ * only ever take over padding. */
 struct datapath_event {
 	__u64 timestamp;    /* bpf_ktime_get_ns */
 	__u8  type;         /* enum event_type */
-	__u8  reason;       /* enum drop_reason */
-	__u8  dir;          /* enum traffic_dir, of the endpoint that decided */
+	__u8  reason;       /* drops and verdicts: enum drop_reason (0: allowed);
+			     * traces: enum trace_reason */
+	__u8  dir;          /* enum traffic_dir, of the endpoint that decided
+			     * (traces: of ep_id: ingress for TO_LXC, egress for TO_STACK) */
 	__u8  audit;        /* 1 when audit mode let the packet pass */
-	__u16 ep_id;        /* endpoint whose policy decided (0: none) */
-	__u16 pad;
+	__u16 ep_id;        /* endpoint whose policy decided (0: none); traces:
+			     * the receiver (TO_LXC) or the sender (TO_STACK) */
+	__u8  obs_point;    /* traces: enum trace_point */
+	__u8  match_type;   /* verdicts and drops: enum policy_match_type of the
+			     * entry that matched (0: none matched) */
 	__u32 src_identity;
 	__u32 dst_identity;
 	__u32 cookie;       /* policy entry cookie (0: no rule matched) */
-	__u32 ifindex;
+	__u32 ifindex;      /* the device the packet arrived on; TO_LXC traces:
+			     * the receiver's host-side veth, as Cilium reports */
 	__u32 len;
 	__be16 l4_port;     /* the port policy matched on; ICMP: the type */
 	__u8  tcp_flags;    /* flags byte of the TCP header */
@@ -47,25 +61,65 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } seta_events_lost SEC(".maps");
 
+/* emit_event writes one event straight into the ring (reserve and submit:
+ * no copy through the stack, whose 512 bytes the callers need). Every byte
+ * is written, padding included, since ring memory is not zeroed. */
 static __always_inline void emit_event(struct __sk_buff *skb, __u8 type, __u8 reason, __u8 dir,
-				       __u8 audit, __u16 ep_id, __u32 src_id, __u32 dst_id,
-				       __u32 cookie, const struct ct_key *tuple, __be16 l4_port, __u8 tcp_flags)
+				       __u8 audit, __u8 obs_point, __u8 match_type, __u16 ep_id,
+				       __u32 src_id, __u32 dst_id, __u32 cookie, __u32 ifindex,
+				       const struct ct_key *tuple, const struct l4_info *l)
 {
-	struct datapath_event ev = {
-		.timestamp = bpf_ktime_get_ns(), .type = type, .reason = reason, .dir = dir,
-		.audit = audit, .ep_id = ep_id, .src_identity = src_id, .dst_identity = dst_id,
-		.cookie = cookie, .ifindex = skb->ifindex, .len = skb->len,
-		.l4_port = l4_port, .tcp_flags = tcp_flags,
-	};
+	struct datapath_event *ev;
 
-	__builtin_memcpy(&ev.tuple, tuple, sizeof(ev.tuple));
-	if (bpf_ringbuf_output(&seta_events, &ev, sizeof(ev), 0)) {
+	ev = bpf_ringbuf_reserve(&seta_events, sizeof(*ev), 0);
+	if (!ev) {
 		__u32 zero = 0;
 		__u64 *lost = bpf_map_lookup_elem(&seta_events_lost, &zero);
 
 		if (lost)
 			(*lost)++;
+		return;
 	}
+	ev->timestamp = bpf_ktime_get_ns();
+	ev->type = type;
+	ev->reason = reason;
+	ev->dir = dir;
+	ev->audit = audit;
+	ev->ep_id = ep_id;
+	ev->obs_point = obs_point;
+	ev->match_type = match_type;
+	ev->src_identity = src_id;
+	ev->dst_identity = dst_id;
+	ev->cookie = cookie;
+	ev->ifindex = ifindex;
+	ev->len = skb->len;
+	ev->l4_port = l->dport;
+	ev->tcp_flags = l->tcp_flags;
+	ev->pad2 = 0;
+	__builtin_memcpy(&ev->tuple, tuple, sizeof(ev->tuple));
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* emit_policy_event reports a drop or a policy verdict of endpoint ep_id. */
+static __always_inline void emit_policy_event(struct __sk_buff *skb, __u8 type, __u8 reason, __u8 dir,
+					      __u8 audit, __u8 match_type, __u16 ep_id, __u32 src_id,
+					      __u32 dst_id, __u32 cookie, const struct ct_key *t,
+					      const struct l4_info *l)
+{
+	emit_event(skb, type, reason, dir, audit, 0, match_type, ep_id, src_id, dst_id, cookie,
+		   skb->ifindex, t, l);
+}
+
+/* emit_trace reports a forwarded packet at obs_point when the configuration
+ * (and, under aggregation, conntrack) wants it traced. */
+static __always_inline void emit_trace(struct __sk_buff *skb, __u8 obs_point, const struct trace_ctx *tr,
+				       __u8 dir, __u16 ep_id, __u32 src_id, __u32 dst_id, __u32 ifindex,
+				       const struct ct_key *t, const struct l4_info *l)
+{
+	if (!trace_wanted(tr))
+		return;
+	emit_event(skb, EVENT_TRACE, tr->reason, dir, 0, obs_point, POLICY_MATCH_NONE, ep_id, src_id,
+		   dst_id, 0, ifindex, t, l);
 }
 
 #endif /* __SETA_EVENTS_H */

@@ -60,9 +60,26 @@ struct policy_key {
 	__be16 dport;    /* for ICMP and ICMPv6: the type, as a port (network order) */
 };
 
+/* How an entry's key matched, in Cilium's numbering (Hubble's
+ * PolicyMatchType), computed by the agent from the key it writes (identity
+ * any or not, protocol any or not, port any or not) so the datapath only
+ * copies it into events. POLICY_MATCH_NONE marks the allow-all entry of a
+ * direction the endpoint does not enforce: no policy decided, so allowed
+ * packets get no verdict event. Never renumber. */
+enum policy_match_type {
+	POLICY_MATCH_NONE       = 0,
+	POLICY_MATCH_L3_ONLY    = 1, /* identity, any protocol */
+	POLICY_MATCH_L3_L4      = 2, /* identity, protocol and port(s) */
+	POLICY_MATCH_L4_ONLY    = 3, /* any identity, protocol and port(s) */
+	POLICY_MATCH_ALL        = 4, /* any identity, any protocol */
+	POLICY_MATCH_L3_PROTO   = 5, /* identity and protocol, any port */
+	POLICY_MATCH_PROTO_ONLY = 6, /* any identity, protocol, any port */
+};
+
 struct policy_entry {
 	__u8  deny;
-	__u8  pad[3];
+	__u8  match_type; /* enum policy_match_type */
+	__u8  pad[2];
 	__u32 cookie; /* names the rules for user space (drop events, trace) */
 };
 
@@ -101,9 +118,10 @@ static __always_inline __u32 ipcache_identity6(const struct in6_addr *addr)
 	return v ? v->identity : IDENTITY_WORLD;
 }
 
-/* policy_check looks up the verdict for one packet of an endpoint. */
+/* policy_check looks up the verdict for one packet of an endpoint; a
+ * matching entry's cookie and match type go to *cookie and *match_type. */
 static __always_inline int policy_check(__u16 ep_id, __u8 dir, __u32 peer, __u8 proto,
-					__be16 dport, __u32 *cookie)
+					__be16 dport, __u32 *cookie, __u8 *match_type)
 {
 	struct policy_key key = {
 		.prefixlen = POLICY_FULL_PREFIX,
@@ -120,6 +138,7 @@ static __always_inline int policy_check(__u16 ep_id, __u8 dir, __u32 peer, __u8 
 	if (!e)
 		return POLICY_NO_MATCH;
 	*cookie = e->cookie;
+	*match_type = e->match_type;
 	return e->deny ? POLICY_DENY_RULE : POLICY_ALLOW;
 }
 

@@ -315,8 +315,8 @@ func (c Agent) Validate() error {
 	if err := hubblemetrics.Validate(c.HubbleMetrics); err != nil {
 		bad("hubbleMetrics", "%v", err)
 	}
-	if d, err := time.ParseDuration(c.MonitorAggregationInterval); err != nil || d < time.Second {
-		bad("monitorAggregationInterval", "must be a duration of at least 1s, got %q", c.MonitorAggregationInterval)
+	if d, err := time.ParseDuration(c.MonitorAggregationInterval); err != nil || d < time.Second || d > 12*time.Hour {
+		bad("monitorAggregationInterval", "must be a duration from 1s to 12h, got %q", c.MonitorAggregationInterval)
 	}
 	if d, err := time.ParseDuration(c.IdentityGracePeriod); err != nil || d < 0 {
 		bad("identityGracePeriod", "must be a duration such as 15m, got %q", c.IdentityGracePeriod)

@@ -44,6 +44,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 		BPFRoot: cfg.BPFRoot, AttachMode: cfg.AttachMode, EndpointMapSize: uint32(cfg.EndpointMapSize),
 		PolicyMapSize: uint32(cfg.PolicyMapSize), AuditMode: cfg.PolicyAuditMode,
 	}
+	if err := traceConfig(cfg, &dpCfg); err != nil {
+		return err
+	}
 	if pools.V4 != nil {
 		dpCfg.GatewayV4 = pools.V4.Gateway()
 	}
@@ -152,6 +155,24 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// traceConfig turns the monitor aggregation options into the datapath's.
+// pkg/config keeps them as strings (it must not import the datapath); they
+// are checked here, before anything on the node changes.
+func traceConfig(cfg config.Agent, dp *datapath.Config) error {
+	level, err := datapath.ParseMonitorAggregation(cfg.MonitorAggregation)
+	if err != nil {
+		return fmt.Errorf("invalid agent configuration: monitorAggregation: %w", err)
+	}
+	flags, err := datapath.ParseTCPFlags(cfg.MonitorAggregationFlags)
+	if err != nil {
+		return fmt.Errorf("invalid agent configuration: monitorAggregationFlags: %w", err)
+	}
+	interval, _ := time.ParseDuration(cfg.MonitorAggregationInterval) // validated by config
+	dp.TraceEvents = cfg.BPFEventsTraceEnabled
+	dp.MonitorAggregation, dp.MonitorAggregationFlags, dp.MonitorAggregationInterval = level, flags, interval
+	return nil
 }
 
 // buildIPAM parses the pod CIDRs and refuses ones that overlap addresses the

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"time"
 
 	"github.com/seta-net/seta/pkg/datapath/attach"
 	"github.com/seta-net/seta/pkg/datapath/linux"
@@ -42,6 +43,30 @@ type Config struct {
 	// HostFirewallDevices are the node devices that get the host firewall
 	// programs; empty: no host firewall.
 	HostFirewallDevices []string
+
+	// TraceEvents turns on trace events (monitor.TypeTrace): packets the
+	// datapath forwards, reported to the event ring as the aggregation
+	// below allows. Off (the zero value), the programs carry no trace code
+	// at all. Drop and policy verdict events do not depend on it.
+	TraceEvents bool
+	// MonitorAggregation is the level, MonitorAggregationNone (0) to
+	// MonitorAggregationMaximum (4), Cilium's --monitor-aggregation. It is
+	// taken as given, 0 included: an agent passes
+	// DefaultMonitorAggregation (medium) unless configured otherwise.
+	MonitorAggregation int
+	// MonitorAggregationFlags is the mask of TCP flags (TCPFlag*) whose
+	// first sighting in a direction of a connection is traced at medium and
+	// maximum; 0 means the level's default (DefaultMonitorAggregationFlags:
+	// all flags at medium, SYN|FIN|RST at maximum).
+	MonitorAggregationFlags uint8
+	// MonitorAggregationInterval is how long a direction of a connection
+	// may go without a trace at medium and maximum; 0 means
+	// DefaultMonitorAggregationInterval (5 s); at most
+	// MaxMonitorAggregationInterval. The datapath keeps report times in
+	// ticks of 2^30 ns (~1.07 s) and rounds the interval up to whole ticks,
+	// so the periodic trace comes within a tick of it (Cilium's report
+	// clock has whole seconds).
+	MonitorAggregationInterval time.Duration
 }
 
 // Datapath is the loaded datapath.
@@ -56,6 +81,11 @@ type Datapath struct {
 // New probes the kernel, prepares the node and loads the programs.
 func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	log = log.With("subsys", "datapath")
+	// A bad setting fails before anything on the node changes.
+	trace, err := traceOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	report := probe.Run()
 	for _, f := range report.Features {
 		if f.Status == probe.Inconclusive {
@@ -73,7 +103,8 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up node: %w", err)
 	}
-	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize, PolicyMapSize: cfg.PolicyMapSize})
+	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize,
+		PolicyMapSize: cfg.PolicyMapSize, Trace: trace})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +141,9 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		}
 		log.Info("Host firewall attached", "device", dev)
 	}
-	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot)
+	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot,
+		"trace-events", trace.Enabled, "monitor-aggregation", MonitorAggregationName(int(trace.Aggregation)),
+		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval)
 	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att}, nil
 }
 

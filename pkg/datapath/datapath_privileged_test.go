@@ -41,12 +41,22 @@ func newFixture(t *testing.T, mode string) *fixture {
 // load creates a Datapath inside the node namespace.
 func (f *fixture) load(t *testing.T) *datapath.Datapath {
 	t.Helper()
+	return f.loadWith(t, nil)
+}
+
+// loadWith is load with changes to the configuration.
+func (f *fixture) loadWith(t *testing.T, change func(*datapath.Config)) *datapath.Datapath {
+	t.Helper()
+	cfg := datapath.Config{
+		BPFRoot: f.bpfRoot, AttachMode: f.mode, EndpointMapSize: 64, GatewayV4: gw4, GatewayV6: gw6,
+	}
+	if change != nil {
+		change(&cfg)
+	}
 	var dp *datapath.Datapath
 	err := f.node.Do(t, func() error {
 		var err error
-		dp, err = datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), datapath.Config{
-			BPFRoot: f.bpfRoot, AttachMode: f.mode, EndpointMapSize: 64, GatewayV4: gw4, GatewayV6: gw6,
-		})
+		dp, err = datapath.New(slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
 		return err
 	})
 	if err != nil {
@@ -64,7 +74,7 @@ func (f *fixture) endpoint(t *testing.T, dp *datapath.Datapath, id uint16) (*end
 		ID: id, ContainerID: pod.Name, IfName: "eth0", NetNS: pod.Path, MTU: 1500,
 		IPv4:      netip.AddrFrom4([4]byte{10, 77, 0, byte(id + 1)}),
 		IPv6:      netip.MustParseAddr("fd00:77::" + string(rune('0'+id+1))),
-		GatewayV4: gw4, GatewayV6: gw6,
+		GatewayV4: gw4, GatewayV6: gw6, Identity: 1000 + uint32(id),
 	}
 	// No policy: allow everything, as the enforcer does for an endpoint no
 	// policy selects.
@@ -75,10 +85,12 @@ func (f *fixture) endpoint(t *testing.T, dp *datapath.Datapath, id uint16) (*end
 	return ep, pod
 }
 
+// allowAll writes the entries of an endpoint no policy selects: one
+// unenforced allow-all entry per direction.
 func allowAll(t *testing.T, dp *datapath.Datapath, id uint16) {
 	t.Helper()
 	err := dp.WritePolicy(id, policy.Update{Upsert: map[policy.Key]policy.Value{
-		{Dir: policy.Ingress}: {}, {Dir: policy.Egress}: {},
+		{Dir: policy.Ingress}: {Unenforced: true}, {Dir: policy.Egress}: {Unenforced: true},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -312,7 +324,8 @@ func TestPrivilegedDatapathDropEvents(t *testing.T) {
 	select {
 	case ev := <-got:
 		if ev.Type != monitor.TypeDrop || ev.Reason != 133 || !ev.Ingress || ev.EndpointID != 2 ||
-			ev.Proto != 1 || ev.L4Port != 8 || time.Since(ev.Time) > time.Minute || time.Since(ev.Time) < 0 {
+			ev.Proto != 1 || ev.L4Port != 8 || ev.MatchType != monitor.MatchNone ||
+			time.Since(ev.Time) > time.Minute || time.Since(ev.Time) < 0 {
 			t.Errorf("unexpected event %+v", ev)
 		}
 	case <-time.After(5 * time.Second):

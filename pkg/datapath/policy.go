@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/seta-net/seta/pkg/datapath/bpf"
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/maps"
 	"github.com/seta-net/seta/pkg/datapath/monitor"
@@ -19,12 +20,24 @@ func policyKey(epID uint16, k policy.Key) maps.PolicyKey {
 // PolicyCapacity is the size of the policy map.
 func (d *Datapath) PolicyCapacity() int { return int(d.objs.Policy.MaxEntries()) }
 
+// matchType is what the datapath reports when the entry matches: the
+// key's match type, or none for the allow-all entry of a direction that is
+// not enforced, which the datapath takes as "no policy decision" (no allowed
+// verdict events). PolicyState inverts it.
+func matchType(k maps.PolicyKey, v policy.Value) uint8 {
+	if v.Unenforced {
+		return uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_NONE)
+	}
+	return maps.KeyMatchType(k)
+}
+
 // WritePolicy applies a change to an endpoint's entries: new and changed
 // entries first, then removals, so a flow allowed before and after never
 // meets a missing entry.
 func (d *Datapath) WritePolicy(epID uint16, u policy.Update) error {
 	for k, v := range u.Upsert {
-		if err := d.objs.Policy.Upsert(policyKey(epID, k), v.Deny, v.Cookie); err != nil {
+		mk := policyKey(epID, k)
+		if err := d.objs.Policy.Upsert(mk, v.Deny, v.Cookie, matchType(mk, v)); err != nil {
 			return fmt.Errorf("endpoint %d: %w", epID, err)
 		}
 	}
@@ -49,7 +62,11 @@ func (d *Datapath) PolicyState() (map[uint16]map[policy.Key]policy.Value, error)
 		if out[k.EpId] == nil {
 			out[k.EpId] = map[policy.Key]policy.Value{}
 		}
-		out[k.EpId][pk] = policy.Value{Deny: v.Deny != 0, Cookie: v.Cookie}
+		// An entry written before match types existed reads as
+		// unenforced; unless it is, the enforcer sees a difference and
+		// rewrites it with its match type.
+		out[k.EpId][pk] = policy.Value{Deny: v.Deny != 0, Cookie: v.Cookie,
+			Unenforced: v.MatchType == uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_NONE)}
 	}
 	return out, nil
 }

@@ -305,7 +305,12 @@ func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) (err e
 	res := e.resolve(st, repo, e.alloc.List())
 	want := make(map[policy.Key]policy.Value, len(res.State))
 	for k, en := range res.State {
-		want[k] = policy.Value{Deny: en.Deny, Cookie: e.cookie(en.Rules)}
+		// A direction that is not enforced has only its allow-all entry.
+		enforced := res.EgressEnforced
+		if k.Dir == policy.Ingress {
+			enforced = res.IngressEnforced
+		}
+		want[k] = policy.Value{Deny: en.Deny, Cookie: e.cookie(en.Rules), Unenforced: !enforced}
 	}
 	u := policy.Update{Upsert: map[policy.Key]policy.Value{}}
 	for k, v := range want {

@@ -318,6 +318,11 @@ func PortPrefixes(lo, hi uint16) [][2]uint32 {
 type Value struct {
 	Deny   bool
 	Cookie uint32
+	// Unenforced marks the allow-all entry of a direction no policy
+	// enforces (Resolved.IngressEnforced/EgressEnforced false): it lets
+	// traffic pass without a policy decision, so the datapath reports no
+	// policy verdicts for what it allows.
+	Unenforced bool
 }
 
 // Update is a change to one endpoint's entries in the datapath: Upsert is

@@ -7,6 +7,6 @@
 // Only packages under pkg/datapath import this package.
 package bpf
 
-//go:generate go tool bpf2go -cc clang-19 -no-strip -target bpfel -go-package bpf -type endpoint_key -type endpoint_info -type endpoint_stats -type metrics_key -type metrics_value -type drop_reason -type addr_family -type traffic_dir -type event_type -type datapath_event Lxc ../../../bpf/bpf_lxc.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../../../bpf
+//go:generate go tool bpf2go -cc clang-19 -no-strip -target bpfel -go-package bpf -type endpoint_key -type endpoint_info -type endpoint_stats -type metrics_key -type metrics_value -type drop_reason -type addr_family -type traffic_dir -type event_type -type datapath_event -type trace_point -type trace_reason -type policy_match_type -type monitor_aggregation Lxc ../../../bpf/bpf_lxc.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../../../bpf
 //go:generate go tool bpf2go -cc clang-19 -no-strip -target bpfel -go-package bpf Host ../../../bpf/bpf_host.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../../../bpf
 //go:generate go tool bpf2go -cc clang-19 -no-strip -target bpfel -go-package bpf Netdev ../../../bpf/bpf_netdev.c -- -O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu -I../../../bpf

@@ -14,12 +14,16 @@ import (
 )
 
 type HostCtEntry struct {
-	_        structs.HostLayout
-	LastSeen uint64
-	Packets  uint64
-	Replies  uint64
-	Flags    uint32
-	Pad      uint32
+	_            structs.HostLayout
+	LastSeen     uint64
+	Packets      uint64
+	Replies      uint64
+	Flags        uint8
+	TxFlagsSeen  uint8
+	RxFlagsSeen  uint8
+	Pad          uint8
+	LastTxReport uint16
+	LastRxReport uint16
 }
 
 type HostCtKey struct {
@@ -86,10 +90,11 @@ type HostMetricsValue struct {
 }
 
 type HostPolicyEntry struct {
-	_      structs.HostLayout
-	Deny   uint8
-	Pad    [3]uint8
-	Cookie uint32
+	_         structs.HostLayout
+	Deny      uint8
+	MatchType uint8
+	Pad       [2]uint8
+	Cookie    uint32
 }
 
 type HostPolicyKey struct {
@@ -108,15 +113,19 @@ type HostPolicyKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HostMapSetaCt         = "seta_ct"
-	HostMapSetaEndpoints  = "seta_endpoints"
-	HostMapSetaEpStats    = "seta_ep_stats"
-	HostMapSetaEvents     = "seta_events"
-	HostMapSetaEventsLost = "seta_events_lost"
-	HostMapSetaIpcache    = "seta_ipcache"
-	HostMapSetaMetrics    = "seta_metrics"
-	HostMapSetaPolicy     = "seta_policy"
-	HostProgCilFromHost   = "cil_from_host"
+	HostMapSetaCt                         = "seta_ct"
+	HostMapSetaEndpoints                  = "seta_endpoints"
+	HostMapSetaEpStats                    = "seta_ep_stats"
+	HostMapSetaEvents                     = "seta_events"
+	HostMapSetaEventsLost                 = "seta_events_lost"
+	HostMapSetaIpcache                    = "seta_ipcache"
+	HostMapSetaMetrics                    = "seta_metrics"
+	HostMapSetaPolicy                     = "seta_policy"
+	HostProgCilFromHost                   = "cil_from_host"
+	HostVarSetaMonitorAggregation         = "seta_monitor_aggregation"
+	HostVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
+	HostVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	HostVarSetaTraceEvents                = "seta_trace_events"
 )
 
 // LoadHost returns the embedded CollectionSpec for Host.
@@ -182,6 +191,10 @@ type HostMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostVariableSpecs struct {
+	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
 
 // HostObjects contains all objects after they have been loaded into the kernel.
@@ -231,6 +244,10 @@ func (m *HostMaps) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostVariables struct {
+	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }
 
 // HostPrograms contains all programs after they have been loaded into the kernel.

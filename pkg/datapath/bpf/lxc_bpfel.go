@@ -21,12 +21,16 @@ const (
 )
 
 type LxcCtEntry struct {
-	_        structs.HostLayout
-	LastSeen uint64
-	Packets  uint64
-	Replies  uint64
-	Flags    uint32
-	Pad      uint32
+	_            structs.HostLayout
+	LastSeen     uint64
+	Packets      uint64
+	Replies      uint64
+	Flags        uint8
+	TxFlagsSeen  uint8
+	RxFlagsSeen  uint8
+	Pad          uint8
+	LastTxReport uint16
+	LastRxReport uint16
 }
 
 type LxcCtKey struct {
@@ -48,7 +52,8 @@ type LxcDatapathEvent struct {
 	Dir         uint8
 	Audit       uint8
 	EpId        uint16
-	Pad         uint16
+	ObsPoint    uint8
+	MatchType   uint8
 	SrcIdentity uint32
 	DstIdentity uint32
 	Cookie      uint32
@@ -103,6 +108,7 @@ type LxcEventType uint32
 const (
 	LxcEventTypeEVENT_DROP           LxcEventType = 1
 	LxcEventTypeEVENT_POLICY_VERDICT LxcEventType = 2
+	LxcEventTypeEVENT_TRACE          LxcEventType = 3
 )
 
 type LxcIpcacheKey struct {
@@ -132,11 +138,22 @@ type LxcMetricsValue struct {
 	Bytes   uint64
 }
 
+type LxcMonitorAggregation uint32
+
+const (
+	LxcMonitorAggregationMONITOR_AGGREGATION_NONE    LxcMonitorAggregation = 0
+	LxcMonitorAggregationMONITOR_AGGREGATION_LOWEST  LxcMonitorAggregation = 1
+	LxcMonitorAggregationMONITOR_AGGREGATION_LOW     LxcMonitorAggregation = 2
+	LxcMonitorAggregationMONITOR_AGGREGATION_MEDIUM  LxcMonitorAggregation = 3
+	LxcMonitorAggregationMONITOR_AGGREGATION_MAXIMUM LxcMonitorAggregation = 4
+)
+
 type LxcPolicyEntry struct {
-	_      structs.HostLayout
-	Deny   uint8
-	Pad    [3]uint8
-	Cookie uint32
+	_         structs.HostLayout
+	Deny      uint8
+	MatchType uint8
+	Pad       [2]uint8
+	Cookie    uint32
 }
 
 type LxcPolicyKey struct {
@@ -151,13 +168,29 @@ type LxcPolicyKey struct {
 	Dport     uint16
 }
 
+type LxcPolicyMatchType uint32
+
+const (
+	LxcPolicyMatchTypePOLICY_MATCH_NONE       LxcPolicyMatchType = 0
+	LxcPolicyMatchTypePOLICY_MATCH_L3ONLY     LxcPolicyMatchType = 1
+	LxcPolicyMatchTypePOLICY_MATCH_L3L4       LxcPolicyMatchType = 2
+	LxcPolicyMatchTypePOLICY_MATCH_L4ONLY     LxcPolicyMatchType = 3
+	LxcPolicyMatchTypePOLICY_MATCH_ALL        LxcPolicyMatchType = 4
+	LxcPolicyMatchTypePOLICY_MATCH_L3PROTO    LxcPolicyMatchType = 5
+	LxcPolicyMatchTypePOLICY_MATCH_PROTO_ONLY LxcPolicyMatchType = 6
+)
+
 type LxcSharedTypes struct {
-	_      structs.HostLayout
-	Reason uint32
-	Family uint32
-	Dir    uint32
-	Event  uint32
-	Ev     struct {
+	_           structs.HostLayout
+	Reason      uint32
+	Family      uint32
+	Dir         uint32
+	Event       uint32
+	Obs         uint32
+	Trace       uint32
+	Match       uint32
+	Aggregation uint32
+	Ev          struct {
 		_           structs.HostLayout
 		Timestamp   uint64
 		Type        uint8
@@ -165,7 +198,8 @@ type LxcSharedTypes struct {
 		Dir         uint8
 		Audit       uint8
 		EpId        uint16
-		Pad         uint16
+		ObsPoint    uint8
+		MatchType   uint8
 		SrcIdentity uint32
 		DstIdentity uint32
 		Cookie      uint32
@@ -187,6 +221,32 @@ type LxcSharedTypes struct {
 	}
 }
 
+type LxcTracePoint uint32
+
+const (
+	LxcTracePointTRACE_TO_LXC       LxcTracePoint = 0
+	LxcTracePointTRACE_TO_PROXY     LxcTracePoint = 1
+	LxcTracePointTRACE_TO_HOST      LxcTracePoint = 2
+	LxcTracePointTRACE_TO_STACK     LxcTracePoint = 3
+	LxcTracePointTRACE_TO_OVERLAY   LxcTracePoint = 4
+	LxcTracePointTRACE_FROM_LXC     LxcTracePoint = 5
+	LxcTracePointTRACE_FROM_PROXY   LxcTracePoint = 6
+	LxcTracePointTRACE_FROM_HOST    LxcTracePoint = 7
+	LxcTracePointTRACE_FROM_STACK   LxcTracePoint = 8
+	LxcTracePointTRACE_FROM_OVERLAY LxcTracePoint = 9
+	LxcTracePointTRACE_FROM_NETWORK LxcTracePoint = 10
+	LxcTracePointTRACE_TO_NETWORK   LxcTracePoint = 11
+)
+
+type LxcTraceReason uint32
+
+const (
+	LxcTraceReasonTRACE_REASON_POLICY         LxcTraceReason = 0
+	LxcTraceReasonTRACE_REASON_CT_ESTABLISHED LxcTraceReason = 1
+	LxcTraceReasonTRACE_REASON_CT_REPLY       LxcTraceReason = 2
+	LxcTraceReasonTRACE_REASON_CT_RELATED     LxcTraceReason = 3
+)
+
 type LxcTrafficDir uint32
 
 const (
@@ -198,16 +258,20 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	LxcMapSetaCt            = "seta_ct"
-	LxcMapSetaEndpoints     = "seta_endpoints"
-	LxcMapSetaEpStats       = "seta_ep_stats"
-	LxcMapSetaEvents        = "seta_events"
-	LxcMapSetaEventsLost    = "seta_events_lost"
-	LxcMapSetaIpcache       = "seta_ipcache"
-	LxcMapSetaMetrics       = "seta_metrics"
-	LxcMapSetaPolicy        = "seta_policy"
-	LxcProgCilFromContainer = "cil_from_container"
-	LxcVarSetaSharedTypes   = "seta_shared_types"
+	LxcMapSetaCt                         = "seta_ct"
+	LxcMapSetaEndpoints                  = "seta_endpoints"
+	LxcMapSetaEpStats                    = "seta_ep_stats"
+	LxcMapSetaEvents                     = "seta_events"
+	LxcMapSetaEventsLost                 = "seta_events_lost"
+	LxcMapSetaIpcache                    = "seta_ipcache"
+	LxcMapSetaMetrics                    = "seta_metrics"
+	LxcMapSetaPolicy                     = "seta_policy"
+	LxcProgCilFromContainer              = "cil_from_container"
+	LxcVarSetaMonitorAggregation         = "seta_monitor_aggregation"
+	LxcVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
+	LxcVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	LxcVarSetaSharedTypes                = "seta_shared_types"
+	LxcVarSetaTraceEvents                = "seta_trace_events"
 )
 
 // LoadLxc returns the embedded CollectionSpec for Lxc.
@@ -273,7 +337,11 @@ type LxcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcVariableSpecs struct {
-	SetaSharedTypes *ebpf.VariableSpec `ebpf:"seta_shared_types"`
+	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaSharedTypes                *ebpf.VariableSpec `ebpf:"seta_shared_types"`
+	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
 
 // LxcObjects contains all objects after they have been loaded into the kernel.
@@ -323,7 +391,11 @@ func (m *LxcMaps) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcVariables struct {
-	SetaSharedTypes *ebpf.Variable `ebpf:"seta_shared_types"`
+	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaSharedTypes                *ebpf.Variable `ebpf:"seta_shared_types"`
+	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }
 
 // LxcPrograms contains all programs after they have been loaded into the kernel.

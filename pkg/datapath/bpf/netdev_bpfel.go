@@ -14,12 +14,16 @@ import (
 )
 
 type NetdevCtEntry struct {
-	_        structs.HostLayout
-	LastSeen uint64
-	Packets  uint64
-	Replies  uint64
-	Flags    uint32
-	Pad      uint32
+	_            structs.HostLayout
+	LastSeen     uint64
+	Packets      uint64
+	Replies      uint64
+	Flags        uint8
+	TxFlagsSeen  uint8
+	RxFlagsSeen  uint8
+	Pad          uint8
+	LastTxReport uint16
+	LastRxReport uint16
 }
 
 type NetdevCtKey struct {
@@ -86,10 +90,11 @@ type NetdevMetricsValue struct {
 }
 
 type NetdevPolicyEntry struct {
-	_      structs.HostLayout
-	Deny   uint8
-	Pad    [3]uint8
-	Cookie uint32
+	_         structs.HostLayout
+	Deny      uint8
+	MatchType uint8
+	Pad       [2]uint8
+	Cookie    uint32
 }
 
 type NetdevPolicyKey struct {
@@ -108,16 +113,20 @@ type NetdevPolicyKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetdevMapSetaCt         = "seta_ct"
-	NetdevMapSetaEndpoints  = "seta_endpoints"
-	NetdevMapSetaEpStats    = "seta_ep_stats"
-	NetdevMapSetaEvents     = "seta_events"
-	NetdevMapSetaEventsLost = "seta_events_lost"
-	NetdevMapSetaIpcache    = "seta_ipcache"
-	NetdevMapSetaMetrics    = "seta_metrics"
-	NetdevMapSetaPolicy     = "seta_policy"
-	NetdevProgCilFromNetdev = "cil_from_netdev"
-	NetdevProgCilToNetdev   = "cil_to_netdev"
+	NetdevMapSetaCt                         = "seta_ct"
+	NetdevMapSetaEndpoints                  = "seta_endpoints"
+	NetdevMapSetaEpStats                    = "seta_ep_stats"
+	NetdevMapSetaEvents                     = "seta_events"
+	NetdevMapSetaEventsLost                 = "seta_events_lost"
+	NetdevMapSetaIpcache                    = "seta_ipcache"
+	NetdevMapSetaMetrics                    = "seta_metrics"
+	NetdevMapSetaPolicy                     = "seta_policy"
+	NetdevProgCilFromNetdev                 = "cil_from_netdev"
+	NetdevProgCilToNetdev                   = "cil_to_netdev"
+	NetdevVarSetaMonitorAggregation         = "seta_monitor_aggregation"
+	NetdevVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
+	NetdevVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	NetdevVarSetaTraceEvents                = "seta_trace_events"
 )
 
 // LoadNetdev returns the embedded CollectionSpec for Netdev.
@@ -184,6 +193,10 @@ type NetdevMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetdevVariableSpecs struct {
+	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
 
 // NetdevObjects contains all objects after they have been loaded into the kernel.
@@ -233,6 +246,10 @@ func (m *NetdevMaps) Close() error {
 //
 // It can be passed to LoadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetdevVariables struct {
+	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
+	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
+	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }
 
 // NetdevPrograms contains all programs after they have been loaded into the kernel.

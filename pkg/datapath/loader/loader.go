@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/rlimit"
@@ -29,6 +30,57 @@ type Options struct {
 	// PolicyMapSize is the capacity of the policy map (entries over all
 	// endpoints). Zero keeps the default.
 	PolicyMapSize uint32
+	// Trace configures trace events; the zero value turns them off.
+	Trace Trace
+}
+
+// Trace is the load-time configuration of trace events (bpf/lib/trace.h),
+// with every default already resolved (pkg/datapath does that). The values
+// become read-only constants of the programs, so the verifier drops the
+// code a setting does not use: trace events that are off cost nothing.
+type Trace struct {
+	// Enabled turns trace events for forwarded packets on.
+	Enabled bool
+	// Aggregation is the monitor aggregation level, 0 (none) to 4
+	// (maximum), Cilium's numbering.
+	Aggregation uint8
+	// Flags is the mask of TCP flags whose first sighting in a direction of
+	// a connection is traced (aggregation medium and maximum).
+	Flags uint8
+	// Interval is how long a direction of a connection stays quiet without
+	// news before its next packet is traced anyway (medium and maximum).
+	// The datapath counts it in ticks of 2^30 ns (~1.07 s), rounded up.
+	Interval time.Duration
+}
+
+// Names of the constants in bpf/lib/trace.h.
+const (
+	varTraceEvents         = "seta_trace_events"
+	varMonitorAggregation  = "seta_monitor_aggregation"
+	varAggregationFlags    = "seta_monitor_aggregation_flags"
+	varAggregationInterval = "seta_monitor_aggregation_interval"
+)
+
+// setTrace writes the trace configuration into a collection's constants.
+// A collection that lacks one (its program cannot trace) is left alone.
+func setTrace(cs *ebpf.CollectionSpec, t Trace) error {
+	var enabled uint8
+	if t.Enabled {
+		enabled = 1
+	}
+	for name, v := range map[string]any{
+		varTraceEvents: enabled, varMonitorAggregation: t.Aggregation,
+		varAggregationFlags: t.Flags, varAggregationInterval: uint64(t.Interval.Nanoseconds()),
+	} {
+		vs, ok := cs.Variables[name]
+		if !ok {
+			continue
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("load datapath: set %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // Objects are the loaded programs and typed maps.
@@ -150,6 +202,9 @@ func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) err
 	}
 	if opts.PolicyMapSize > 0 {
 		cs.Maps[maps.PolicyMapName].MaxEntries = opts.PolicyMapSize
+	}
+	if err := setTrace(cs, opts.Trace); err != nil {
+		return err
 	}
 	err = cs.LoadAndAssign(objs, &ebpf.CollectionOptions{
 		Maps: ebpf.MapOptions{PinPath: opts.BPFRoot},

@@ -52,6 +52,34 @@ func PolicyKeyPort(k PolicyKey) (port uint16, bits uint8) {
 	return htons(k.Dport), uint8(k.Prefixlen - policyFixedBits - 16)
 }
 
+// KeyMatchType is the match type (enum policy_match_type, Cilium's
+// numbering) of a policy entry with key k, as drop and verdict events
+// report it: whether the key names a peer identity, a protocol, a port.
+// It never returns POLICY_MATCH_NONE, which the writer uses for entries
+// that are no policy decision.
+func KeyMatchType(k PolicyKey) uint8 {
+	l3 := k.Identity != 0
+	var t bpf.LxcPolicyMatchType
+	switch {
+	case k.Prefixlen <= policyFixedBits: // any protocol, any port
+		t = bpf.LxcPolicyMatchTypePOLICY_MATCH_ALL
+		if l3 {
+			t = bpf.LxcPolicyMatchTypePOLICY_MATCH_L3ONLY
+		}
+	case k.Prefixlen <= policyFixedBits+16: // a protocol, any port
+		t = bpf.LxcPolicyMatchTypePOLICY_MATCH_PROTO_ONLY
+		if l3 {
+			t = bpf.LxcPolicyMatchTypePOLICY_MATCH_L3PROTO
+		}
+	default: // a protocol and a port or a block of ports
+		t = bpf.LxcPolicyMatchTypePOLICY_MATCH_L4ONLY
+		if l3 {
+			t = bpf.LxcPolicyMatchTypePOLICY_MATCH_L3L4
+		}
+	}
+	return uint8(t)
+}
+
 // PolicyMap is the LPM trie of every endpoint's policy.
 type PolicyMap struct{ m *ebpf.Map }
 
@@ -73,9 +101,11 @@ func (p *PolicyMap) Close() error { return p.m.Close() }
 // MaxEntries is the map's capacity.
 func (p *PolicyMap) MaxEntries() uint32 { return p.m.MaxEntries() }
 
-// Upsert writes one entry.
-func (p *PolicyMap) Upsert(k PolicyKey, deny bool, cookie uint32) error {
-	v := PolicyEntry{Cookie: cookie}
+// Upsert writes one entry; matchType (enum policy_match_type) is what
+// events report when it matches, POLICY_MATCH_NONE for an entry that is no
+// policy decision (the datapath reports no allowed verdicts for it).
+func (p *PolicyMap) Upsert(k PolicyKey, deny bool, cookie uint32, matchType uint8) error {
+	v := PolicyEntry{Cookie: cookie, MatchType: matchType}
 	if deny {
 		v.Deny = 1
 	}

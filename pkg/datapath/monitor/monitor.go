@@ -1,7 +1,8 @@
-// Package monitor reads the datapath's events (drops, policy verdicts) from
-// the seta_events ring buffer and decodes them into plain Go values, with
-// the count of events the ring could not take. The decoding to flows lives
-// elsewhere; this package only knows the wire format of bpf/lib/events.h.
+// Package monitor reads the datapath's events (drops, policy verdicts,
+// traces of forwarded packets) from the seta_events ring buffer and decodes
+// them into plain Go values, with the count of events the ring could not
+// take. The decoding to flows lives elsewhere; this package only knows the
+// wire format of bpf/lib/events.h.
 package monitor
 
 import (
@@ -25,24 +26,114 @@ type Type uint8
 const (
 	TypeDrop          = Type(bpf.LxcEventTypeEVENT_DROP)
 	TypePolicyVerdict = Type(bpf.LxcEventTypeEVENT_POLICY_VERDICT)
+	// TypeTrace is a forwarded packet, as monitor aggregation lets through.
+	TypeTrace = Type(bpf.LxcEventTypeEVENT_TRACE)
 )
+
+// Observation points of trace events, Cilium's numbering (Hubble's
+// TraceObservationPoint). Seta emits TraceToLxc (delivered to a local
+// endpoint) and TraceToStack (passed to the node's stack).
+const (
+	TraceToLxc       = uint8(bpf.LxcTracePointTRACE_TO_LXC)
+	TraceToProxy     = uint8(bpf.LxcTracePointTRACE_TO_PROXY)
+	TraceToHost      = uint8(bpf.LxcTracePointTRACE_TO_HOST)
+	TraceToStack     = uint8(bpf.LxcTracePointTRACE_TO_STACK)
+	TraceToOverlay   = uint8(bpf.LxcTracePointTRACE_TO_OVERLAY)
+	TraceFromLxc     = uint8(bpf.LxcTracePointTRACE_FROM_LXC)
+	TraceFromProxy   = uint8(bpf.LxcTracePointTRACE_FROM_PROXY)
+	TraceFromHost    = uint8(bpf.LxcTracePointTRACE_FROM_HOST)
+	TraceFromStack   = uint8(bpf.LxcTracePointTRACE_FROM_STACK)
+	TraceFromOverlay = uint8(bpf.LxcTracePointTRACE_FROM_OVERLAY)
+	TraceFromNetwork = uint8(bpf.LxcTracePointTRACE_FROM_NETWORK)
+	TraceToNetwork   = uint8(bpf.LxcTracePointTRACE_TO_NETWORK)
+)
+
+// Trace reasons: the conntrack state of a traced packet, Cilium's numbering
+// (Hubble's TraceReason).
+const (
+	TraceReasonPolicy        = uint8(bpf.LxcTraceReasonTRACE_REASON_POLICY) // opens a connection (CT new)
+	TraceReasonCTEstablished = uint8(bpf.LxcTraceReasonTRACE_REASON_CT_ESTABLISHED)
+	TraceReasonCTReply       = uint8(bpf.LxcTraceReasonTRACE_REASON_CT_REPLY)
+	TraceReasonCTRelated     = uint8(bpf.LxcTraceReasonTRACE_REASON_CT_RELATED)
+)
+
+// Policy match types: how the policy entry behind a verdict or drop
+// matched, Cilium's numbering (Hubble's PolicyMatchType).
+const (
+	MatchNone      = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_NONE)
+	MatchL3Only    = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L3ONLY)
+	MatchL3L4      = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L3L4)
+	MatchL4Only    = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L4ONLY)
+	MatchAll       = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_ALL)
+	MatchL3Proto   = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L3PROTO)
+	MatchProtoOnly = uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_PROTO_ONLY)
+)
+
+// MatchTypeName names a match type as Cilium's monitor does.
+func MatchTypeName(m uint8) string {
+	switch m {
+	case MatchNone:
+		return "none"
+	case MatchL3Only:
+		return "L3-Only"
+	case MatchL3L4:
+		return "L3-L4"
+	case MatchL4Only:
+		return "L4-Only"
+	case MatchAll:
+		return "all"
+	case MatchL3Proto:
+		return "L3-Proto"
+	case MatchProtoOnly:
+		return "Proto-Only"
+	}
+	return fmt.Sprintf("match-type-%d", m)
+}
 
 // Event is one datapath event.
 type Event struct {
-	Time   time.Time
-	Type   Type
-	Reason uint8 // enum drop_reason (Hubble's numbering)
-	// Ingress is the direction of the endpoint whose policy decided.
+	Time time.Time
+	Type Type
+	// Reason is the enum drop_reason (Hubble's numbering) of drops and
+	// policy verdicts (0 for an allowed verdict); 0 for traces, whose
+	// reason is TraceReason.
+	Reason uint8
+	// Ingress is the direction of the endpoint whose policy decided; for
+	// traces, of EndpointID: true when delivered to it (TraceToLxc), false
+	// when it sent the packet to the stack (TraceToStack).
 	Ingress bool
-	Audit   bool
-	// EndpointID decided (0: the node itself).
+	// Audit: a verdict for a packet the policy denies, passed because the
+	// endpoint is in audit mode (Reason says how it would have been
+	// dropped).
+	Audit bool
+	// Allowed: a verdict for a packet the endpoint's policy allowed, which
+	// the datapath reports for the first packet of a connection (Reason 0,
+	// not Audit). False for every other event.
+	Allowed bool
+	// EndpointID decided (0: the node itself); for traces, the receiver
+	// (TraceToLxc) or the sender (TraceToStack).
 	EndpointID  uint16
 	SrcIdentity uint32
 	DstIdentity uint32
-	Cookie      uint32
-	Ifindex     uint32
-	Length      uint32
-	Src, Dst    netip.Addr
+	// Cookie names the rules of the matching policy entry (0: none).
+	Cookie uint32
+	// MatchType is how the matching policy entry matched (Match*) for
+	// drops and verdicts; MatchNone when no entry matched, and for traces.
+	MatchType uint8
+	// TracePoint is where a trace was observed (Trace* points); only
+	// meaningful for TypeTrace (0 would read as TraceToLxc).
+	TracePoint uint8
+	// TraceReason is a trace's conntrack state (TraceReason*); 0 for
+	// other types.
+	TraceReason uint8
+	// IsReply: a trace of a packet that answers a tracked connection
+	// (TraceReason == TraceReasonCTReply).
+	IsReply bool
+	// Ifindex is the device the packet arrived on; for TraceToLxc, the
+	// receiving endpoint's host-side veth (as Cilium reports it).
+	Ifindex  uint32
+	Length   uint32
+	Src, Dst netip.Addr
 	// SrcPort and DstPort are TCP/UDP/SCTP ports; for ICMP echoes the
 	// identifier is in one of them.
 	SrcPort, DstPort uint16
@@ -59,11 +150,20 @@ func Decode(raw []byte, boot time.Time) (Event, error) {
 		return Event{}, fmt.Errorf("decode datapath event (%d bytes): %w", len(raw), err)
 	}
 	out := Event{
-		Time: boot.Add(time.Duration(ev.Timestamp)), Type: Type(ev.Type), Reason: ev.Reason,
+		Time: boot.Add(time.Duration(ev.Timestamp)), Type: Type(ev.Type),
 		Ingress: ev.Dir == uint8(bpf.LxcTrafficDirDIR_INGRESS), Audit: ev.Audit != 0, EndpointID: ev.EpId,
 		SrcIdentity: ev.SrcIdentity, DstIdentity: ev.DstIdentity, Cookie: ev.Cookie, Ifindex: ev.Ifindex,
 		Length: ev.Len, Proto: ev.Tuple.Proto, L4Port: ntohs(ev.L4Port), TCPFlags: ev.TcpFlags,
 		SrcPort: ntohs(ev.Tuple.Sport), DstPort: ntohs(ev.Tuple.Dport),
+	}
+	// The reason byte is a trace reason for traces and a drop reason for
+	// the rest; each goes to its own field so neither is misread.
+	if out.Type == TypeTrace {
+		out.TracePoint, out.TraceReason = ev.ObsPoint, ev.Reason
+		out.IsReply = ev.Reason == TraceReasonCTReply
+	} else {
+		out.Reason, out.MatchType = ev.Reason, ev.MatchType
+		out.Allowed = out.Type == TypePolicyVerdict && ev.Reason == 0 && ev.Audit == 0
 	}
 	if ev.Tuple.Family == uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV4) {
 		out.Src = netip.AddrFrom4([4]byte(ev.Tuple.Saddr[:4]))

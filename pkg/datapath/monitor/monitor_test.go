@@ -53,3 +53,79 @@ func TestDecode(t *testing.T) {
 		t.Errorf("IPv6 source %s", got.Src)
 	}
 }
+
+func encode(t *testing.T, ev *bpf.LxcDatapathEvent) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := binary.Write(&buf, binary.NativeEndian, ev); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// The reason byte means a trace reason for traces and a drop reason
+// otherwise; the obs_point and match_type bytes took over the old padding.
+func TestDecodeTraceAndVerdict(t *testing.T) {
+	boot := time.Unix(1000, 0)
+	ev := bpf.LxcDatapathEvent{
+		Type: uint8(bpf.LxcEventTypeEVENT_TRACE), Reason: uint8(bpf.LxcTraceReasonTRACE_REASON_CT_REPLY),
+		Dir: uint8(bpf.LxcTrafficDirDIR_INGRESS), EpId: 3, ObsPoint: uint8(bpf.LxcTracePointTRACE_TO_LXC),
+		Ifindex: 11, TcpFlags: 0x12,
+	}
+	ev.Tuple.Family = uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV4)
+	got, err := Decode(encode(t, &ev), boot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != TypeTrace || got.TracePoint != TraceToLxc || got.TraceReason != TraceReasonCTReply ||
+		!got.IsReply || got.Reason != 0 || got.Allowed || got.MatchType != MatchNone || !got.Ingress ||
+		got.EndpointID != 3 || got.Ifindex != 11 || got.TCPFlags != 0x12 {
+		t.Errorf("trace decoded as %+v", got)
+	}
+
+	ev.ObsPoint, ev.Reason = uint8(bpf.LxcTracePointTRACE_TO_STACK), uint8(bpf.LxcTraceReasonTRACE_REASON_POLICY)
+	got, _ = Decode(encode(t, &ev), boot)
+	if got.TracePoint != TraceToStack || got.TraceReason != TraceReasonPolicy || got.IsReply {
+		t.Errorf("new-connection trace decoded as %+v", got)
+	}
+
+	// An allowed verdict: reason 0, not audited, with the entry's match type.
+	ev = bpf.LxcDatapathEvent{Type: uint8(bpf.LxcEventTypeEVENT_POLICY_VERDICT), Cookie: 9,
+		MatchType: uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L3L4), ObsPoint: 0}
+	got, _ = Decode(encode(t, &ev), boot)
+	if got.Type != TypePolicyVerdict || !got.Allowed || got.Audit || got.MatchType != MatchL3L4 || got.Cookie != 9 ||
+		got.TraceReason != 0 || got.IsReply {
+		t.Errorf("allowed verdict decoded as %+v", got)
+	}
+	// An audit verdict is not "allowed": the policy denied it.
+	ev.Reason, ev.Audit = 133, 1
+	got, _ = Decode(encode(t, &ev), boot)
+	if got.Allowed || !got.Audit || got.Reason != 133 || got.MatchType != MatchL3L4 {
+		t.Errorf("audit verdict decoded as %+v", got)
+	}
+	// A drop by a deny rule carries its match type; a drop with reason 2
+	// is not a reply.
+	ev = bpf.LxcDatapathEvent{Type: uint8(bpf.LxcEventTypeEVENT_DROP), Reason: 181,
+		MatchType: uint8(bpf.LxcPolicyMatchTypePOLICY_MATCH_L4ONLY)}
+	got, _ = Decode(encode(t, &ev), boot)
+	if got.Allowed || got.Reason != 181 || got.MatchType != MatchL4Only || got.IsReply {
+		t.Errorf("deny drop decoded as %+v", got)
+	}
+}
+
+func TestMatchTypeNames(t *testing.T) {
+	for m, want := range map[uint8]string{MatchNone: "none", MatchL3Only: "L3-Only", MatchL3L4: "L3-L4",
+		MatchL4Only: "L4-Only", MatchAll: "all", MatchL3Proto: "L3-Proto", MatchProtoOnly: "Proto-Only", 9: "match-type-9"} {
+		if got := MatchTypeName(m); got != want {
+			t.Errorf("MatchTypeName(%d) = %q, want %q", m, got, want)
+		}
+	}
+	// Cilium's numbering.
+	if MatchL3Only != 1 || MatchL3L4 != 2 || MatchL4Only != 3 || MatchAll != 4 || MatchL3Proto != 5 || MatchProtoOnly != 6 {
+		t.Error("match types do not follow Cilium's numbering")
+	}
+	if TraceToLxc != 0 || TraceToStack != 3 || TraceFromNetwork != 10 || TraceToNetwork != 11 ||
+		TraceReasonCTReply != 2 || TraceReasonCTRelated != 3 || TypeTrace != 3 {
+		t.Error("trace points or reasons do not follow Cilium's numbering")
+	}
+}

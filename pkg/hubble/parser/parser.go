@@ -38,6 +38,7 @@ type Getters interface {
 // Cilium monitor message types, as Hubble's CiliumEventType.Type carries them.
 const (
 	MessageTypeDrop          = 1
+	MessageTypeTrace         = 4
 	MessageTypePolicyVerdict = 5
 )
 
@@ -50,6 +51,15 @@ type Parser struct {
 // New returns a parser for events of node.
 func New(node string, g Getters) *Parser { return &Parser{node: node, g: g} }
 
+// Hubble's observation points for Cilium's trace points; Cilium's
+// TRACE_TO_LXC (0) is Hubble's TO_ENDPOINT (101), the rest share numbers.
+func observationPoint(p uint8) flowpb.TraceObservationPoint {
+	if p == monitor.TraceToLxc {
+		return flowpb.TraceObservationPoint_TO_ENDPOINT
+	}
+	return flowpb.TraceObservationPoint(p)
+}
+
 // Decode builds the flow of one event.
 func (p *Parser) Decode(ev monitor.Event) *flowpb.Flow {
 	f := &flowpb.Flow{
@@ -61,35 +71,63 @@ func (p *Parser) Decode(ev monitor.Event) *flowpb.Flow {
 		Source:           p.endpoint(ev.Src, ev.SrcIdentity),
 		Destination:      p.endpoint(ev.Dst, ev.DstIdentity),
 		TrafficDirection: flowpb.TrafficDirection_EGRESS,
-		IsReply:          wrapperspb.Bool(false),
+		IsReply:          wrapperspb.Bool(ev.IsReply),
+		PolicyMatchType:  uint32(ev.MatchType),
 	}
 	if ev.Ingress {
 		f.TrafficDirection = flowpb.TrafficDirection_INGRESS
 	}
 	switch {
-	case ev.Type == monitor.TypePolicyVerdict && ev.Audit:
-		f.Verdict = flowpb.Verdict_AUDIT
+	case ev.Type == monitor.TypeTrace:
+		f.Verdict = flowpb.Verdict_FORWARDED
+		f.EventType = &flowpb.CiliumEventType{Type: MessageTypeTrace, SubType: int32(ev.TracePoint)}
+		f.TraceObservationPoint = observationPoint(ev.TracePoint)
+		f.TraceReason = flowpb.TraceReason(ev.TraceReason + 1) // Hubble: 0 is TRACE_REASON_UNKNOWN
+		// A trace is not a policy decision: its direction is unknown.
+		f.TrafficDirection = flowpb.TrafficDirection_TRAFFIC_DIRECTION_UNKNOWN
+		f.IsReply = wrapperspb.Bool(ev.IsReply)
+	case ev.Type == monitor.TypePolicyVerdict:
 		f.EventType = &flowpb.CiliumEventType{Type: MessageTypePolicyVerdict}
+		switch {
+		case ev.Allowed:
+			f.Verdict = flowpb.Verdict_FORWARDED
+		case ev.Audit:
+			f.Verdict = flowpb.Verdict_AUDIT
+			p.setDrop(f, ev)
+		default:
+			f.Verdict = flowpb.Verdict_DROPPED
+			p.setDrop(f, ev)
+		}
 	case ev.Type == monitor.TypeDrop:
 		f.Verdict = flowpb.Verdict_DROPPED
 		f.EventType = &flowpb.CiliumEventType{Type: MessageTypeDrop, SubType: int32(ev.Reason)}
+		p.setDrop(f, ev)
 	default:
 		f.Verdict = flowpb.Verdict_VERDICT_UNKNOWN
 	}
-	f.DropReason = uint32(ev.Reason)
-	f.DropReasonDesc = flowpb.DropReason(ev.Reason)
-	if ev.Cookie != 0 {
+	if ev.Cookie != 0 && ev.Type != monitor.TypeTrace {
 		// The entry that decided names its rules: for a deny, "which
-		// policy dropped my traffic?".
+		// policy dropped my traffic?"; for an allow, which let it pass.
+		// A drop without a cookie matched no rule: nothing allowed it.
 		pols := policies(p.g.RulesOf(ev.Cookie))
-		if ev.Ingress {
+		switch {
+		case ev.Allowed && ev.Ingress:
+			f.IngressAllowedBy = pols
+		case ev.Allowed:
+			f.EgressAllowedBy = pols
+		case ev.Ingress:
 			f.IngressDeniedBy = pols
-		} else {
+		default:
 			f.EgressDeniedBy = pols
 		}
 	}
 	f.Summary = summary(f)
 	return f
+}
+
+func (p *Parser) setDrop(f *flowpb.Flow, ev monitor.Event) {
+	f.DropReason = uint32(ev.Reason)
+	f.DropReasonDesc = flowpb.DropReason(ev.Reason)
 }
 
 func ip(ev monitor.Event) *flowpb.IP {

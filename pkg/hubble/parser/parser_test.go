@@ -84,3 +84,40 @@ func TestDecodeAuditAndICMP(t *testing.T) {
 		t.Error("no rule matched, yet the flow names a policy")
 	}
 }
+
+func TestDecodeTrace(t *testing.T) {
+	p := New("n", fakeGetters{})
+	f := p.Decode(monitor.Event{
+		Type: monitor.TypeTrace, TracePoint: monitor.TraceToLxc, TraceReason: monitor.TraceReasonCTReply, IsReply: true,
+		EndpointID: 2, SrcIdentity: 256, DstIdentity: 257, Src: netip.MustParseAddr("10.244.1.2"), Dst: netip.MustParseAddr("10.244.1.3"),
+		SrcPort: 7000, DstPort: 40000, Proto: 6, TCPFlags: 0x12, Cookie: 5,
+	})
+	if f.Verdict != flowpb.Verdict_FORWARDED || f.EventType.GetType() != MessageTypeTrace || f.EventType.GetSubType() != 0 {
+		t.Errorf("verdict/type: %v %v", f.Verdict, f.EventType)
+	}
+	if f.TraceObservationPoint != flowpb.TraceObservationPoint_TO_ENDPOINT || f.TraceReason != flowpb.TraceReason_REPLY || !f.IsReply.GetValue() {
+		t.Errorf("point/reason/reply: %v %v %v", f.TraceObservationPoint, f.TraceReason, f.IsReply)
+	}
+	if f.Summary != "TCP Flags: SYN, ACK" || f.Source.GetPodName() != "web" || len(f.IngressDeniedBy)+len(f.IngressAllowedBy) != 0 {
+		t.Errorf("summary/endpoints/policies: %q %v %v", f.Summary, f.Source, f)
+	}
+	f = p.Decode(monitor.Event{Type: monitor.TypeTrace, TracePoint: monitor.TraceToStack, Proto: 17,
+		Src: netip.MustParseAddr("10.244.1.2"), Dst: netip.MustParseAddr("198.18.0.12")})
+	if f.TraceObservationPoint != flowpb.TraceObservationPoint_TO_STACK || f.EventType.GetSubType() != 3 || f.TraceReason != flowpb.TraceReason_NEW {
+		t.Errorf("to-stack trace: %v", f)
+	}
+}
+
+func TestDecodeAllowedVerdict(t *testing.T) {
+	p := New("n", fakeGetters{})
+	f := p.Decode(monitor.Event{
+		Type: monitor.TypePolicyVerdict, Allowed: true, Ingress: true, Cookie: 5, MatchType: monitor.MatchL3L4,
+		Src: netip.MustParseAddr("10.244.1.3"), Dst: netip.MustParseAddr("10.244.1.2"), Proto: 6, DstPort: 7000, TCPFlags: 0x02,
+	})
+	if f.Verdict != flowpb.Verdict_FORWARDED || f.EventType.GetType() != MessageTypePolicyVerdict || f.PolicyMatchType != 2 {
+		t.Errorf("verdict/type/match: %v %v %v", f.Verdict, f.EventType, f.PolicyMatchType)
+	}
+	if len(f.IngressAllowedBy) != 1 || f.IngressAllowedBy[0].Name != "deny-client" || len(f.IngressDeniedBy) != 0 || f.DropReasonDesc != 0 {
+		t.Errorf("allowed by / denied by / drop reason: %v %v %v", f.IngressAllowedBy, f.IngressDeniedBy, f.DropReasonDesc)
+	}
+}
