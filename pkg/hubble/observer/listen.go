@@ -10,7 +10,13 @@ import (
 
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
+
+// HealthService is the name Hubble clients ask the gRPC health service
+// about.
+const HealthService = "hubble.server.Observer"
 
 // Listener serves the observer API on a unix socket and, optionally, a TCP
 // address.
@@ -59,6 +65,11 @@ func Listen(s *Server, path, tcpAddr string) (*Listener, error) {
 	}
 	l.srv = grpc.NewServer()
 	observerpb.RegisterObserverServer(l.srv, s)
+	// Hubble clients (hubble status, Hubble Relay) check the standard gRPC
+	// health service for the observer before they call it.
+	hs := health.NewServer()
+	hs.SetServingStatus(HealthService, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(l.srv, hs)
 	return l, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -41,6 +42,7 @@ func mkflow(i int) *flowpb.Flow {
 type fixture struct {
 	ring   *container.Ring
 	client observerpb.ObserverClient
+	conn   *grpc.ClientConn
 	now    time.Time
 }
 
@@ -63,7 +65,7 @@ func setup(t *testing.T, n int) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fx.client = observerpb.NewObserverClient(conn)
+	fx.client, fx.conn = observerpb.NewObserverClient(conn), conn
 	return fx
 }
 
@@ -225,6 +227,10 @@ func TestStatusNodesNamespaces(t *testing.T) {
 	}
 	if st.NumFlows != 8 || st.MaxFlows != 8 || st.SeenFlows != 10 || st.UptimeNs != uint64(30*time.Second) || st.Version != "v-test" || st.FlowsRate != 8.0/60 {
 		t.Errorf("status: %v", st)
+	}
+	hc, err := healthpb.NewHealthClient(fx.conn).Check(ctx, &healthpb.HealthCheckRequest{Service: HealthService})
+	if err != nil || hc.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health of %s: %v, %v", HealthService, hc, err)
 	}
 	nodes, err := fx.client.GetNodes(ctx, &observerpb.GetNodesRequest{})
 	if err != nil || len(nodes.Nodes) != 1 || nodes.Nodes[0].Name != "node1" || nodes.Nodes[0].SeenFlows != 10 {
