@@ -35,7 +35,7 @@ const DefaultHubbleServer = "unix:///var/run/seta/hubble.sock"
 // Cilium monitor event types as flows carry them (EventType.Type), and the
 // trace observation points (EventType.SubType of a trace).
 var (
-	eventTypes  = map[string]int32{"drop": 1, "debug": 2, "capture": 3, "trace": 4, "l7": 129, "agent": 8, "policy-verdict": 9, "trace-sock": 14}
+	eventTypes  = map[string]int32{"drop": 1, "debug": 2, "capture": 3, "trace": 4, "policy-verdict": 5, "recorder": 6, "trace-sock": 7, "l7": 129, "agent": 130}
 	tracePoints = map[string]int32{"to-endpoint": 0, "to-proxy": 1, "to-host": 2, "to-stack": 3, "to-overlay": 4,
 		"from-endpoint": 5, "from-proxy": 6, "from-host": 7, "from-stack": 8, "from-overlay": 9, "from-network": 10, "to-network": 11}
 )

@@ -126,3 +126,11 @@ func TestObserveAgainstServer(t *testing.T) {
 	out = mustRun(t, "observe", "--last", "1", "-o", "jsonpb")
 	wantContains(t, "jsonpb", out, `"flow":{`, `"nodeName":"node1"`, "198.18.0.12")
 }
+
+// The event type numbers are Cilium's monitor message types.
+func TestObserveEventTypeNumbers(t *testing.T) {
+	for name, want := range map[string]string{"drop": `"type":1`, "trace": `"type":4`, "policy-verdict": `"type":5`, "agent": `"type":130`} {
+		fs := rawFilters(t, "--type", name)
+		wantContains(t, name, mustJSON(fs[0]), want)
+	}
+}

@@ -67,7 +67,8 @@ func newLab(t *testing.T, extra ...string) *Lab {
 	bin := bins(t)
 	l := &Lab{t: t, Name: testutils.RandName("e2e")[:9], bin: bin}
 	l.env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "SETA_LAB="+l.Name,
-		"SETA_SOCKET=/run/seta/lab/"+l.Name+"/nodes/node1/agent.sock")
+		"SETA_SOCKET=/run/seta/lab/"+l.Name+"/nodes/node1/agent.sock",
+		"HUBBLE_SERVER=unix:///run/seta/lab/"+l.Name+"/nodes/node1/hubble.sock")
 	t.Cleanup(func() {
 		out, err := l.run("lab", "down")
 		if err != nil {
