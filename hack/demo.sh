@@ -62,6 +62,12 @@ seta lab pod exec client -- seta-nettool tcp "$web4:7000" --timeout 1s || true
 run seta policy trace --src-labels app=client --dst-labels app=web --dport 7000/TCP
 run seta endpoint list
 run seta bpf metrics list
+
+echo
+echo "== flows: what the datapath saw, with verdicts, drop reasons and the policies behind them"
+run seta observe --last 12
+run seta observe --verdict DROPPED --from-pod default/client --last 3
+run seta observe --type policy-verdict --last 2 -o table
 run seta policy delete web-in
 rm -f "$policy"
 
@@ -72,5 +78,6 @@ The lab is running. In your shell:
   eval "\$(seta lab env)"
   seta lab pod exec client -- ping -c1 $web4
   seta endpoint get 1
+  seta observe -f        # follow flows (a stock 'hubble observe' works too: HUBBLE_SERVER is set)
   seta lab down          # removes everything the lab made
 EOT
