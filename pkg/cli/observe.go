@@ -609,11 +609,21 @@ func summaryString(f *flowpb.Flow) string {
 	var pols []string
 	for _, list := range [][]*flowpb.Policy{f.GetIngressAllowedBy(), f.GetEgressAllowedBy(), f.GetIngressDeniedBy(), f.GetEgressDeniedBy()} {
 		for _, p := range list {
-			pols = append(pols, strings.Trim(p.GetKind()+"/"+p.GetNamespace()+"/"+p.GetName(), "/"))
+			var parts []string
+			for _, x := range []string{p.GetKind(), p.GetNamespace(), p.GetName()} {
+				if x != "" {
+					parts = append(parts, x)
+				}
+			}
+			pols = append(pols, strings.Join(parts, "/"))
 		}
 	}
-	if len(pols) > 0 {
+	switch {
+	case len(pols) > 0:
 		s += "; policy " + strings.Join(pols, ", ")
+	case f.GetDropReasonDesc() == flowpb.DropReason_POLICY_DENIED:
+		// The answer to "which policy dropped it?" is: none allows it.
+		s += "; no policy allows it"
 	}
 	return s
 }

@@ -134,3 +134,14 @@ func TestObserveEventTypeNumbers(t *testing.T) {
 		wantContains(t, name, mustJSON(fs[0]), want)
 	}
 }
+
+func TestSummaryNamesPolicyOrItsAbsence(t *testing.T) {
+	f := &flowpb.Flow{Summary: "TCP Flags: SYN", Verdict: flowpb.Verdict_DROPPED, DropReasonDesc: flowpb.DropReason_POLICY_DENIED}
+	if got := summaryString(f); got != "TCP Flags: SYN; no policy allows it" {
+		t.Errorf("denied, no rule: %q", got)
+	}
+	f.EgressDeniedBy = []*flowpb.Policy{{Kind: "CiliumClusterwideNetworkPolicy", Name: "no-egress"}}
+	if got := summaryString(f); got != "TCP Flags: SYN; policy CiliumClusterwideNetworkPolicy/no-egress" {
+		t.Errorf("denied by a rule: %q", got)
+	}
+}
