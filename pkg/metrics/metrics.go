@@ -119,7 +119,7 @@ var (
 	descDropB       = desc("drop_bytes_total", "Bytes dropped by the datapath, by reason and direction.", "reason", "direction")
 	descMapPressure = desc("bpf_map_pressure", "Fill level of a BPF map, from 0 to 1.", "map_name")
 	descMapEntries  = desc("bpf_map_entries", "Entries in a BPF map.", "map_name")
-	descEventsLost  = desc("datapath_events_lost_total", "Datapath events (drops, verdicts) lost because the event ring was full.")
+	descEventsLost  = desc("datapath_events_lost_total", "Datapath events (drops, policy verdicts, traces) lost because the event ring was full.")
 )
 
 // scrapeCollector reads the Source on every scrape.

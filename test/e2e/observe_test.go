@@ -166,7 +166,9 @@ func TestPrivilegedObserveFlows(t *testing.T) {
 		}
 	}
 	check("--from-pod default/other --verdict DROPPED", l.flows(t, "--all", "--from-pod", "default/other", "--verdict", "DROPPED"), 3,
-		func(f *flowpb.Flow) bool { return f.Verdict == flowpb.Verdict_DROPPED && pod(f.Source) == "default/other" })
+		func(f *flowpb.Flow) bool {
+			return f.Verdict == flowpb.Verdict_DROPPED && pod(f.Source) == "default/other"
+		})
 	check("--to-port 7001 --protocol udp", l.flows(t, "--all", "--to-port", "7001", "--protocol", "udp"), 2,
 		func(f *flowpb.Flow) bool { return f.GetL4().GetUDP().GetDestinationPort() == 7001 })
 	check("--type policy-verdict", l.flows(t, "--all", "--type", "policy-verdict"), 1,
