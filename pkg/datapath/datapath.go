@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/seta-net/seta/pkg/datapath/attach"
+	"github.com/seta-net/seta/pkg/datapath/lb"
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/loader"
 	"github.com/seta-net/seta/pkg/datapath/maps"
@@ -67,6 +68,66 @@ type Config struct {
 	// so the periodic trace comes within a tick of it (Cilium's report
 	// clock has whole seconds).
 	MonitorAggregationInterval time.Duration
+
+	// EnableSocketLB attaches the socket load-balancing programs
+	// (bpf/bpf_sock.c: connect, sendmsg, recvmsg and getpeername, IPv4 and
+	// IPv6) to CgroupRoot, so every process below it reaches services by
+	// their VIPs and NodePorts. Off (the zero value), they are not loaded,
+	// and the links a previous agent pinned are detached; the
+	// load-balancing maps exist either way. The agent turns it on unless
+	// configured otherwise, as Cilium does.
+	EnableSocketLB bool
+	// CgroupRoot is the cgroup v2 directory the socket programs attach to:
+	// a cgroup2 mount or any cgroup below one (a lab node's own cgroup) is
+	// used as it is, a missing directory below a cgroup2 mount is created
+	// as a new cgroup, and any other path gets the cgroup2 hierarchy
+	// mounted on it (its root: every process of the machine). Empty:
+	// DefaultCgroupRoot.
+	CgroupRoot string
+	// NodePortMin and NodePortMax are the NodePort range, inclusive: a
+	// connection to one of the node's addresses on a port in it is looked
+	// up as a NodePort. Zero: DefaultNodePortMin, DefaultNodePortMax.
+	NodePortMin, NodePortMax uint16
+	// LBMapSize is Cilium's --bpf-lb-map-max: the capacity of the services
+	// map (each frontend takes one entry plus one per backend) and the
+	// backends map, and, up to 65536 (the rev-NAT ID is 16 bits), of the
+	// rev-NAT and Maglev maps. Zero: lb.DefaultMapSize (65536).
+	LBMapSize uint32
+	// LBAffinityMapSize is the capacity of the session-affinity map. Zero:
+	// lb.DefaultAffinityMapSize (65536).
+	LBAffinityMapSize uint32
+	// LBSockRevNatMapSize is the capacity of the socket rev-NAT map (one
+	// entry per translated socket and backend, one more per unconnected
+	// UDP flow). Zero: lb.DefaultSockRevNatMapSize (262144).
+	LBSockRevNatMapSize uint32
+}
+
+// Defaults of Config's socket load-balancing fields.
+const (
+	DefaultCgroupRoot  = "/run/seta/cgroupv2"
+	DefaultNodePortMin = 30000
+	DefaultNodePortMax = 32767
+)
+
+// sockLinksDir is where the socket programs' cgroup links are pinned.
+const sockLinksDir = "sock-links"
+
+// socketLBOptions resolves the zero values of the socket LB settings.
+func socketLBOptions(cfg Config) (root string, lo, hi uint16, err error) {
+	root, lo, hi = cfg.CgroupRoot, cfg.NodePortMin, cfg.NodePortMax
+	if root == "" {
+		root = DefaultCgroupRoot
+	}
+	if lo == 0 {
+		lo = DefaultNodePortMin
+	}
+	if hi == 0 {
+		hi = DefaultNodePortMax
+	}
+	if lo > hi {
+		return "", 0, 0, fmt.Errorf("node port range %d-%d is empty", lo, hi)
+	}
+	return root, lo, hi, nil
 }
 
 // Datapath is the loaded datapath.
@@ -76,6 +137,8 @@ type Datapath struct {
 	report probe.Report
 	objs   *loader.Objects
 	att    *attach.Attacher
+	// cg attaches the socket programs; nil without socket LB.
+	cg *attach.CgroupAttacher
 }
 
 // New probes the kernel, prepares the node and loads the programs.
@@ -83,6 +146,10 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	log = log.With("subsys", "datapath")
 	// A bad setting fails before anything on the node changes.
 	trace, err := traceOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cgroupRoot, npMin, npMax, err := socketLBOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +162,11 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err := report.Err(); err != nil {
 		return nil, err
 	}
+	if cfg.EnableSocketLB {
+		if err := report.ErrFor("socket load balancing", probe.SocketLBFeatures...); err != nil {
+			return nil, fmt.Errorf("%w (run the agent with --enable-socket-lb=false to do without it)", err)
+		}
+	}
 	mode, err := chooseMode(cfg.AttachMode, report)
 	if err != nil {
 		return nil, err
@@ -104,7 +176,9 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		return nil, fmt.Errorf("set up node: %w", err)
 	}
 	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize,
-		PolicyMapSize: cfg.PolicyMapSize, Trace: trace})
+		PolicyMapSize: cfg.PolicyMapSize, Trace: trace,
+		LB:       lb.Sizes{Map: cfg.LBMapSize, Affinity: cfg.LBAffinityMapSize, SockRevNat: cfg.LBSockRevNatMapSize},
+		SocketLB: cfg.EnableSocketLB, NodePortMin: npMin, NodePortMax: npMax})
 	if err != nil {
 		return nil, err
 	}
@@ -141,10 +215,85 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		}
 		log.Info("Host firewall attached", "device", dev)
 	}
+	cg, err := attachSocketLB(cfg, cgroupRoot, objs)
+	if err != nil {
+		objs.Close()
+		return nil, err
+	}
+	if cg != nil {
+		log.Info("Socket load balancing attached", "cgroup-root", cg.Path(), "node-port-range", fmt.Sprintf("%d-%d", npMin, npMax))
+	}
 	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot,
 		"trace-events", trace.Enabled, "monitor-aggregation", MonitorAggregationName(int(trace.Aggregation)),
-		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval)
-	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att}, nil
+		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval,
+		"socket-lb", cfg.EnableSocketLB)
+	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg}, nil
+}
+
+// attachSocketLB attaches the socket programs to the cgroup root with links
+// pinned under <bpf-root>/sock-links: a restarted agent updates each link
+// in place (atomic: every socket call runs the old program or the new one),
+// and links left by a previous agent that this one does not want are
+// detached. Without socket LB it only detaches, and returns nil.
+func attachSocketLB(cfg Config, root string, objs *loader.Objects) (*attach.CgroupAttacher, error) {
+	pins := filepath.Join(cfg.BPFRoot, sockLinksDir)
+	if !cfg.EnableSocketLB {
+		if err := attach.DetachCgroupLinks(pins, nil); err != nil {
+			return nil, fmt.Errorf("detach socket load balancing: %w", err)
+		}
+		return nil, nil
+	}
+	if err := attach.EnsureCgroup2(root); err != nil {
+		return nil, fmt.Errorf("socket load balancing: %w", err)
+	}
+	cg, err := attach.NewCgroupAttacher(root, pins)
+	if err != nil {
+		return nil, fmt.Errorf("socket load balancing: %w", err)
+	}
+	keep := map[string]bool{}
+	for _, p := range objs.Sock {
+		if err := cg.Attach(p.Name, p.Attach, p.Program); err != nil {
+			return nil, fmt.Errorf("socket load balancing: %w", err)
+		}
+		keep[p.Name] = true
+	}
+	if err := attach.DetachCgroupLinks(pins, keep); err != nil {
+		return nil, fmt.Errorf("socket load balancing: detach stale links: %w", err)
+	}
+	return cg, nil
+}
+
+// LBMap is the service load-balancing maps, for the service control plane
+// (it implements loadbalancer.LBMap).
+func (d *Datapath) LBMap() *lb.Map { return d.objs.LB }
+
+// SocketLBCgroup is the cgroup the socket load-balancing programs are
+// attached to; "" when socket LB is off.
+func (d *Datapath) SocketLBCgroup() string {
+	if d.cg == nil {
+		return ""
+	}
+	return d.cg.Path()
+}
+
+// CheckSocketLB lists what is wrong with the socket load-balancing
+// attachments (a program not attached to the cgroup root); nil when all are
+// in place or socket LB is off.
+func (d *Datapath) CheckSocketLB() []string {
+	if d.cg == nil {
+		return nil
+	}
+	var probs []string
+	for _, p := range d.objs.Sock {
+		ok, err := d.cg.Attached(p.Name)
+		switch {
+		case err != nil:
+			probs = append(probs, fmt.Sprintf("socket program %s: %v", p.Name, err))
+		case !ok:
+			probs = append(probs, fmt.Sprintf("socket program %s is not attached to %s", p.Name, d.cg.Path()))
+		}
+	}
+	return probs
 }
 
 func chooseMode(want string, r probe.Report) (attach.Mode, error) {

@@ -132,6 +132,13 @@ func (d *Datapath) MapUsage() ([]MapCount, error) {
 		}
 		out = append(out, MapCount{Name: m.name, Entries: n, Max: int(m.m.MaxEntries())})
 	}
+	lbu, err := d.objs.LB.Usage()
+	if err != nil {
+		return out, err
+	}
+	for _, u := range lbu {
+		out = append(out, MapCount{Name: u.Name, Entries: u.Entries, Max: int(u.MaxEntries)})
+	}
 	return out, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/seta-net/seta/pkg/datapath/bpf"
+	"github.com/seta-net/seta/pkg/datapath/lb"
 	"github.com/seta-net/seta/pkg/datapath/maps"
 )
 
@@ -32,6 +33,17 @@ type Options struct {
 	PolicyMapSize uint32
 	// Trace configures trace events; the zero value turns them off.
 	Trace Trace
+	// LB are the capacities of the load-balancing maps (bpf/lib/lb.h);
+	// zero sizes keep the defaults.
+	LB lb.Sizes
+	// SocketLB loads the socket load-balancing programs (bpf/bpf_sock.c).
+	// Without it only their maps are loaded (the service control plane
+	// writes them either way), so a kernel without the cgroup hooks can
+	// still run the rest of the datapath.
+	SocketLB bool
+	// NodePortMin and NodePortMax are the NodePort range, inclusive, for
+	// the socket programs; zero keeps the default (30000-32767).
+	NodePortMin, NodePortMax uint16
 }
 
 // Trace is the load-time configuration of trace events (bpf/lib/trace.h),
@@ -83,6 +95,34 @@ func setTrace(cs *ebpf.CollectionSpec, t Trace) error {
 	return nil
 }
 
+// Names of the NodePort range constants in bpf/bpf_sock.c.
+const (
+	varNodePortMin = "seta_nodeport_min"
+	varNodePortMax = "seta_nodeport_max"
+)
+
+// setNodePort writes the NodePort range into a collection that has it.
+func setNodePort(cs *ebpf.CollectionSpec, lo, hi uint16) error {
+	for name, v := range map[string]uint16{varNodePortMin: lo, varNodePortMax: hi} {
+		vs, ok := cs.Variables[name]
+		if !ok || v == 0 {
+			continue
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("load datapath: set %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// SockProg is one socket load-balancing program and the cgroup hook it
+// goes on.
+type SockProg struct {
+	Name    string
+	Attach  ebpf.AttachType
+	Program *ebpf.Program
+}
+
 // Objects are the loaded programs and typed maps.
 type Objects struct {
 	// FromContainer goes on the ingress of every endpoint's host-side veth.
@@ -101,14 +141,23 @@ type Objects struct {
 	// Events is the event ring and EventsLost its per-CPU loss counter.
 	Events     *ebpf.Map
 	EventsLost *ebpf.Map
+	// LB are the service load-balancing maps.
+	LB *lb.Map
+	// Sock are the socket load-balancing programs, one per cgroup hook
+	// (empty without Options.SocketLB).
+	Sock []SockProg
 
-	lxc    bpf.LxcObjects
-	host   bpf.HostObjects
-	netdev bpf.NetdevObjects
+	lxc      bpf.LxcObjects
+	host     bpf.HostObjects
+	netdev   bpf.NetdevObjects
+	sock     bpf.SockObjects
+	sockMaps bpf.SockMaps // without SocketLB: the maps only
 }
 
 // Close releases file descriptors; pinned maps and attached links stay.
-func (o *Objects) Close() error { return errors.Join(o.lxc.Close(), o.host.Close(), o.netdev.Close()) }
+func (o *Objects) Close() error {
+	return errors.Join(o.lxc.Close(), o.host.Close(), o.netdev.Close(), o.sock.Close(), o.sockMaps.Close())
+}
 
 const bpffsMagic = 0xcafe4a11
 
@@ -178,6 +227,12 @@ func Load(opts Options) (*Objects, error) {
 		o.host.Close()
 		return nil, err
 	}
+	if err := loadSock(o, opts); err != nil {
+		o.lxc.Close()
+		o.host.Close()
+		o.netdev.Close()
+		return nil, err
+	}
 	o.FromNetdev, o.ToNetdev = o.netdev.CilFromNetdev, o.netdev.CilToNetdev
 	o.FromContainer = o.lxc.CilFromContainer
 	o.FromHost = o.host.CilFromHost
@@ -191,19 +246,64 @@ func Load(opts Options) (*Objects, error) {
 	return o, nil
 }
 
+// loadSock loads the socket load-balancing programs with their maps, or,
+// without Options.SocketLB, only the maps.
+func loadSock(o *Objects, opts Options) error {
+	var m bpf.SockMaps
+	if opts.SocketLB {
+		if err := load(bpf.LoadSock, &o.sock, opts); err != nil {
+			return err
+		}
+		m = o.sock.SockMaps
+		cs, err := bpf.LoadSock()
+		if err != nil {
+			return fmt.Errorf("load datapath: parse embedded ELF: %w", err)
+		}
+		p := o.sock.SockPrograms
+		for _, x := range []struct {
+			name string
+			prog *ebpf.Program
+		}{
+			{bpf.SockProgCilSock4Connect, p.CilSock4Connect}, {bpf.SockProgCilSock6Connect, p.CilSock6Connect},
+			{bpf.SockProgCilSock4Sendmsg, p.CilSock4Sendmsg}, {bpf.SockProgCilSock6Sendmsg, p.CilSock6Sendmsg},
+			{bpf.SockProgCilSock4Recvmsg, p.CilSock4Recvmsg}, {bpf.SockProgCilSock6Recvmsg, p.CilSock6Recvmsg},
+			{bpf.SockProgCilSock4Getpeername, p.CilSock4Getpeername}, {bpf.SockProgCilSock6Getpeername, p.CilSock6Getpeername},
+		} {
+			o.Sock = append(o.Sock, SockProg{Name: x.name, Attach: cs.Programs[x.name].AttachType, Program: x.prog})
+		}
+	} else {
+		if err := load(bpf.LoadSock, &o.sockMaps, opts); err != nil {
+			return err
+		}
+		m = o.sockMaps
+	}
+	o.LB = lb.New(lb.Maps{
+		Services: m.SetaLbServices, Backends: m.SetaLbBackends, RevNat: m.SetaLbRevnat,
+		Affinity: m.SetaLbAffinity, Maglev: m.SetaLbMaglev, SockRevNat: m.SetaLbSockRevnat,
+	})
+	return nil
+}
+
 func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) error {
 	cs, err := spec()
 	if err != nil {
 		return fmt.Errorf("load datapath: parse embedded ELF: %w", err)
 	}
-	if opts.EndpointMapSize > 0 {
-		cs.Maps[maps.EndpointsMapName].MaxEntries = opts.EndpointMapSize
-		cs.Maps[maps.EpStatsMapName].MaxEntries = opts.EndpointMapSize
+	// Every collection gets the same sizes for the maps it declares, so
+	// whichever loads first creates the pin the others reuse.
+	setSize := func(name string, n uint32) {
+		if ms, ok := cs.Maps[name]; ok && n > 0 {
+			ms.MaxEntries = n
+		}
 	}
-	if opts.PolicyMapSize > 0 {
-		cs.Maps[maps.PolicyMapName].MaxEntries = opts.PolicyMapSize
-	}
+	setSize(maps.EndpointsMapName, opts.EndpointMapSize)
+	setSize(maps.EpStatsMapName, opts.EndpointMapSize)
+	setSize(maps.PolicyMapName, opts.PolicyMapSize)
+	opts.LB.Apply(cs)
 	if err := setTrace(cs, opts.Trace); err != nil {
+		return err
+	}
+	if err := setNodePort(cs, opts.NodePortMin, opts.NodePortMax); err != nil {
 		return err
 	}
 	err = cs.LoadAndAssign(objs, &ebpf.CollectionOptions{

@@ -83,7 +83,48 @@ const (
 	FeatRedirectPeer = "bpf helper bpf_redirect_peer"
 	FeatKernelBTF    = "kernel BTF"
 	FeatTCX          = "tcx attachment"
+	FeatHashOfMaps   = "bpf map type hash_of_maps"
+	// FeatSockAddrHooks: the cgroup sock_addr hooks socket load balancing
+	// attaches to, up to recvmsg and getpeername (the newest), and the
+	// cgroup bpf links that keep them attached while the agent is away.
+	FeatSockAddrHooks = "cgroup sock_addr hooks (connect, sendmsg, recvmsg, getpeername)"
+	FeatNetnsCookie   = "bpf helper bpf_get_netns_cookie (cgroup sock_addr)"
 )
+
+// SocketLBFeatures are what socket load balancing needs; the agent only
+// requires them when it is on.
+var SocketLBFeatures = []string{FeatSockAddrHooks, FeatNetnsCookie}
+
+// ErrFor returns an error naming each of the features, required or not,
+// that is missing or could not be probed, with what needs them; nil when
+// all are supported.
+func (r Report) ErrFor(what string, names ...string) error {
+	var msgs []string
+	for _, name := range names {
+		found := false
+		for _, f := range r.Features {
+			if f.Name != name {
+				continue
+			}
+			found = true
+			if f.Status == Supported {
+				break
+			}
+			m := fmt.Sprintf("%s is %s (needs Linux %s)", f.Name, f.Status, f.MinKernel)
+			if f.Detail != "" {
+				m += ": " + f.Detail
+			}
+			msgs = append(msgs, m)
+		}
+		if !found {
+			msgs = append(msgs, name+" was not probed")
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: kernel %s lacks %s", what, r.Kernel, strings.Join(msgs, "; "))
+}
 
 // Run probes the kernel. It needs CAP_BPF/CAP_NET_ADMIN; the tcx probe
 // briefly attaches a pass-through program to the loopback device of the
@@ -114,7 +155,37 @@ func Run() Report {
 	_, btfErr := btf.LoadKernelSpec()
 	add(FeatKernelBTF, "5.4", false, btfErr)
 	add(FeatTCX, "6.6", false, probeTCX())
+	// The load-balancing maps are loaded whether socket LB is on or not.
+	add(FeatHashOfMaps, "4.12", true, features.HaveMapType(ebpf.HashOfMaps))
+	add(FeatSockAddrHooks, "5.8", false, probeSockAddrHook())
+	add(FeatNetnsCookie, "5.7", false, features.HaveProgramHelper(ebpf.CGroupSockAddr, asm.FnGetNetnsCookie))
 	return r
+}
+
+// probeSockAddrHook loads a cgroup sock_addr program for getpeername6, the
+// newest of the hooks socket LB uses (Linux 5.8, like cgroup bpf links'
+// update). The kernel checks the expected attach type at load, so EINVAL
+// means the hook is unknown. Nothing is attached.
+func probeSockAddrHook() error {
+	if err := features.HaveProgramType(ebpf.CGroupSockAddr); err != nil {
+		return err
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:       ebpf.CGroupSockAddr,
+		AttachType: ebpf.AttachCgroupInet6GetPeername,
+		License:    "GPL",
+		Instructions: asm.Instructions{
+			asm.Mov.Imm(asm.R0, 1), // proceed
+			asm.Return(),
+		},
+	})
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("%w: getpeername hook: %v", ebpf.ErrNotSupported, err)
+	}
+	if err != nil {
+		return fmt.Errorf("load probe program: %w", err)
+	}
+	return prog.Close()
 }
 
 // probeTCX attaches a program that returns TCX_NEXT to lo and detaches it at

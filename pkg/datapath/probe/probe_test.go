@@ -33,3 +33,22 @@ func TestReportErr(t *testing.T) {
 		t.Errorf("optional feature missing must not fail: %v", ok.Err())
 	}
 }
+
+func TestReportErrFor(t *testing.T) {
+	r := Report{Kernel: "5.4.0", Features: []Feature{
+		{Name: FeatSockAddrHooks, Status: Missing, MinKernel: "5.8"},
+		{Name: FeatNetnsCookie, Status: Supported, MinKernel: "5.7"},
+	}}
+	err := r.ErrFor("socket load balancing", SocketLBFeatures...)
+	if err == nil || !strings.Contains(err.Error(), "socket load balancing: kernel 5.4.0 lacks cgroup sock_addr hooks") ||
+		strings.Contains(err.Error(), "netns_cookie") {
+		t.Errorf("ErrFor = %v", err)
+	}
+	r.Features[0].Status = Supported
+	if err := r.ErrFor("x", SocketLBFeatures...); err != nil {
+		t.Errorf("all supported: %v", err)
+	}
+	if err := r.ErrFor("x", "unknown feature"); err == nil {
+		t.Error("a feature that was not probed must not pass")
+	}
+}
