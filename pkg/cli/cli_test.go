@@ -27,6 +27,7 @@ import (
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/ipam"
 	"github.com/seta-net/seta/pkg/policy/api"
+	"github.com/seta-net/seta/pkg/service"
 )
 
 // fakeAgent serves canned API answers on a unix socket and records the
@@ -52,6 +53,8 @@ type fakeAgent struct {
 	// fixtureEndpoints otherwise.
 	endpoints func(n int) []endpoint.Endpoint
 	epCalls   int
+	// services backs the service routes (service_test.go).
+	services *service.Table
 }
 
 // fakeRequest is one request the fake agent got.
@@ -312,6 +315,7 @@ func startAgent(t *testing.T) *fakeAgent {
 		w.Write([]byte(`{"code":"not-found","message":"endpoint not found: 9"}`))
 	})
 	a.policyRoutes(mux, writeJSON)
+	a.serviceRoutes(t, mux, writeJSON)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 404, v1.Error{Code: v1.CodeNotFound, Message: "no such API route: " + r.URL.Path})
 	})

@@ -67,6 +67,7 @@ Start here:
   seta policy import F     apply network policies (CiliumNetworkPolicy, NetworkPolicy)
   seta policy trace ...    would the policies let this traffic through, and why?
   seta identity list       the security identities policies match on
+  seta service list        load-balanced services and their backends
   seta bpf endpoint list   the datapath's own view of the endpoints
   seta lab up              a whole Seta cluster on this machine to experiment with
 
@@ -99,6 +100,7 @@ Listings take -o json or -o yaml for scripts.`,
 		endpointsCmd(g),
 		policyCmd(g),
 		identityCmd(g),
+		serviceCmd(g),
 		bpfCmd(g),
 		observeCmd(g),
 		lab.Command(),

@@ -257,3 +257,49 @@ func (c *Client) ConfigureEndpoint(ctx context.Context, id uint16, cfg endpoint.
 	var ep endpoint.Endpoint
 	return ep, c.do(ctx, http.MethodPatch, "/v1/endpoints/"+strconv.Itoa(int(id))+"/config", nil, cfg, &ep)
 }
+
+// ListServices calls GET /v1/services.
+func (c *Client) ListServices(ctx context.Context) ([]v1.ServiceDetail, error) {
+	var ss []v1.ServiceDetail
+	return ss, c.do(ctx, http.MethodGet, "/v1/services", nil, nil, &ss)
+}
+
+// LookupService finds the service of a frontend ("IP:PORT/PROTO"); ok is
+// false if there is none.
+func (c *Client) LookupService(ctx context.Context, frontend string) (v1.ServiceDetail, bool, error) {
+	var ss []v1.ServiceDetail
+	if err := c.do(ctx, http.MethodGet, "/v1/services", url.Values{"frontend": {frontend}}, nil, &ss); err != nil {
+		return v1.ServiceDetail{}, false, err
+	}
+	if len(ss) == 0 {
+		return v1.ServiceDetail{}, false, nil
+	}
+	return ss[0], true, nil
+}
+
+// GetService calls GET /v1/services/{id}.
+func (c *Client) GetService(ctx context.Context, id uint16) (v1.ServiceDetail, error) {
+	var d v1.ServiceDetail
+	return d, c.do(ctx, http.MethodGet, "/v1/services/"+strconv.Itoa(int(id)), nil, nil, &d)
+}
+
+// UpsertService calls PUT /v1/services: it creates the service of the
+// frontend or replaces it.
+func (c *Client) UpsertService(ctx context.Context, svc v1.Service) (v1.ServiceDetail, error) {
+	var d v1.ServiceDetail
+	return d, c.do(ctx, http.MethodPut, "/v1/services", nil, svc, &d)
+}
+
+// DeleteService calls DELETE /v1/services/{id} and returns the removed
+// service.
+func (c *Client) DeleteService(ctx context.Context, id uint16) (v1.ServiceDetail, error) {
+	var d v1.ServiceDetail
+	return d, c.do(ctx, http.MethodDelete, "/v1/services/"+strconv.Itoa(int(id)), nil, nil, &d)
+}
+
+// DeleteServiceFrontend calls DELETE /v1/services?frontend= and returns the
+// removed service.
+func (c *Client) DeleteServiceFrontend(ctx context.Context, frontend string) (v1.ServiceDetail, error) {
+	var d v1.ServiceDetail
+	return d, c.do(ctx, http.MethodDelete, "/v1/services", url.Values{"frontend": {frontend}}, nil, &d)
+}

@@ -19,6 +19,7 @@ import (
 	hubblemetrics "github.com/seta-net/seta/pkg/hubble/metrics"
 	"github.com/seta-net/seta/pkg/ipam"
 	"github.com/seta-net/seta/pkg/labels"
+	"github.com/seta-net/seta/pkg/service"
 )
 
 // Agent is the agent's configuration. The JSON names are the config file's
@@ -90,6 +91,17 @@ type Agent struct {
 	// BPFEventsTraceEnabled lets the datapath report forwarded packets
 	// (trace events); drops and policy verdicts are always reported.
 	BPFEventsTraceEnabled bool `json:"bpfEventsTraceEnabled"`
+
+	// EnableSocketLB translates service addresses at the socket level
+	// (connect, sendmsg, recvmsg, getpeername) for every process below
+	// CgroupRoot.
+	EnableSocketLB bool `json:"enableSocketLB"`
+	// BPFLBMapMax is the capacity of the service and backend maps (a
+	// service takes one entry plus one per backend), Cilium's
+	// --bpf-lb-map-max.
+	BPFLBMapMax int `json:"bpfLBMapMax"`
+	// NodePortRange is the port range of NodePort services, MIN-MAX.
+	NodePortRange string `json:"nodePortRange"`
 }
 
 // Default paths.
@@ -116,6 +128,8 @@ func Defaults() Agent {
 		LabelExclusions: labels.DefaultExclusions, IdentityGracePeriod: "15m",
 		EnableHubble: true, HubbleSocketPath: DefaultHubbleSock, HubbleEventBufferCapacity: 4095,
 		MonitorAggregation: "medium", MonitorAggregationInterval: "5s", BPFEventsTraceEnabled: true,
+		EnableSocketLB: true, BPFLBMapMax: 65536,
+		NodePortRange: service.DefaultNodePortRange.String(),
 	}
 }
 
@@ -176,6 +190,9 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.val.MonitorAggregationInterval, "monitor-aggregation-interval", d.MonitorAggregationInterval, "at medium and maximum, report an active connection again after this long")
 	fs.StringSliceVar(&f.val.MonitorAggregationFlags, "monitor-aggregation-flags", d.MonitorAggregationFlags, "at medium and maximum, TCP flags (syn,ack,fin,rst,psh,urg,ece,cwr) reported when first seen in a direction; empty: all at medium, syn,fin,rst at maximum")
 	fs.BoolVar(&f.val.BPFEventsTraceEnabled, "bpf-events-trace-enabled", d.BPFEventsTraceEnabled, "report forwarded packets (trace events) from the datapath; drops and policy verdicts are always reported")
+	fs.BoolVar(&f.val.EnableSocketLB, "enable-socket-lb", d.EnableSocketLB, "translate service addresses at the socket level for every process below --cgroup-root")
+	fs.IntVar(&f.val.BPFLBMapMax, "bpf-lb-map-max", d.BPFLBMapMax, "capacity of the service and backend BPF maps (a service takes one entry plus one per backend)")
+	fs.StringVar(&f.val.NodePortRange, "node-port-range", d.NodePortRange, "port range of NodePort services, MIN-MAX")
 	return f
 }
 
@@ -220,6 +237,9 @@ func (f *Flags) Config() (Agent, error) {
 		"monitor-aggregation-interval": func() { c.MonitorAggregationInterval = f.val.MonitorAggregationInterval },
 		"monitor-aggregation-flags":    func() { c.MonitorAggregationFlags = f.val.MonitorAggregationFlags },
 		"bpf-events-trace-enabled":     func() { c.BPFEventsTraceEnabled = f.val.BPFEventsTraceEnabled },
+		"node-port-range":              func() { c.NodePortRange = f.val.NodePortRange },
+		"enable-socket-lb":             func() { c.EnableSocketLB = f.val.EnableSocketLB },
+		"bpf-lb-map-max":               func() { c.BPFLBMapMax = f.val.BPFLBMapMax },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -283,6 +303,9 @@ func (c Agent) Validate() error {
 	if c.PolicyMapSize < 64 || c.PolicyMapSize > 1<<24 {
 		bad("policyMapSize", "must be between 64 and 16777216, got %d", c.PolicyMapSize)
 	}
+	if c.BPFLBMapMax < 64 || c.BPFLBMapMax > 1<<24 {
+		bad("bpfLBMapMax", "must be between 64 and 16777216, got %d", c.BPFLBMapMax)
+	}
 	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
 		bad("policyDir", "must be an absolute path, got %q", c.PolicyDir)
 	}
@@ -320,6 +343,9 @@ func (c Agent) Validate() error {
 	}
 	if d, err := time.ParseDuration(c.IdentityGracePeriod); err != nil || d < 0 {
 		bad("identityGracePeriod", "must be a duration such as 15m, got %q", c.IdentityGracePeriod)
+	}
+	if _, err := service.ParsePortRange(c.NodePortRange); err != nil {
+		bad("nodePortRange", "%v", err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid agent configuration: %w", errors.Join(errs...))

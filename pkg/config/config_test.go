@@ -59,6 +59,7 @@ func TestInvalid(t *testing.T) {
 		{"log level", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--log-level", "loud"}, "logLevel"},
 		{"relative", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--state-dir", "state"}, "stateDir"},
 		{"unknown key", []string{"--config-file", unknown}, "podCidr"},
+		{"node port range", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--node-port-range", "32767-30000"}, "nodePortRange"},
 		{"missing file", []string{"--config-file", filepath.Join(dir, "nope.yaml")}, "read config file"},
 	}
 	for _, c := range cases {

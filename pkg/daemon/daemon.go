@@ -22,6 +22,7 @@ import (
 	"github.com/seta-net/seta/pkg/ipam"
 	"github.com/seta-net/seta/pkg/labels"
 	"github.com/seta-net/seta/pkg/policy"
+	"github.com/seta-net/seta/pkg/service"
 	"github.com/seta-net/seta/pkg/version"
 )
 
@@ -43,6 +44,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	dpCfg := datapath.Config{
 		BPFRoot: cfg.BPFRoot, AttachMode: cfg.AttachMode, EndpointMapSize: uint32(cfg.EndpointMapSize),
 		PolicyMapSize: uint32(cfg.PolicyMapSize), AuditMode: cfg.PolicyAuditMode,
+		EnableSocketLB: cfg.EnableSocketLB, CgroupRoot: cfg.CgroupRoot, LBMapSize: uint32(cfg.BPFLBMapMax),
+	}
+	// Validated with the config; the socket programs match NodePorts in it.
+	if r, err := service.ParsePortRange(cfg.NodePortRange); err == nil {
+		dpCfg.NodePortMin, dpCfg.NodePortMax = r.Min, r.Max
 	}
 	if err := traceConfig(cfg, &dpCfg); err != nil {
 		return err
@@ -90,6 +96,12 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	if err := mgr.Restore(); err != nil {
 		return err
 	}
+	var svcs *service.Table // nil: the service routes answer 503
+	if lbm := lbMapOf(dp); lbm != nil {
+		if svcs, err = startServices(ctx, log, cfg, lbm, mgr); err != nil {
+			return err
+		}
+	}
 	go identityLoop(ctx, log, cfg, alloc, pol)
 	if cfg.PolicyDir != "" {
 		go watchPolicyDir(ctx, log, cfg.PolicyDir, pol)
@@ -130,7 +142,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 			},
 		}
 	}
-	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc,
+	srv := server.New(log, server.Backend{Endpoints: mgr, Status: status, Config: cfg, Policy: pol, Identities: alloc, Services: svcs,
 		ObserveRequest: met.ObserveAPI})
 	if cfg.PrometheusServeAddr != "" {
 		stopMetrics, err := serveMetrics(log, cfg.PrometheusServeAddr, cfg.HubbleMetrics, met, mgr, alloc, pol, dp)

@@ -24,6 +24,7 @@ import (
 	"github.com/seta-net/seta/pkg/enforcer"
 	"github.com/seta-net/seta/pkg/identity"
 	"github.com/seta-net/seta/pkg/ipam"
+	"github.com/seta-net/seta/pkg/service"
 )
 
 // Backend is what the handlers need from the agent.
@@ -33,6 +34,7 @@ type Backend struct {
 	Config     v1.Config
 	Policy     *enforcer.Enforcer  // nil: policy routes answer 503
 	Identities *identity.Allocator // nil: identity routes answer 503
+	Services   *service.Table      // nil: service routes answer 503
 	// ObserveRequest, if set, is told about every request (metrics).
 	ObserveRequest func(route, method string, code int, d time.Duration)
 }
@@ -78,12 +80,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/policy/trace", s.tracePolicy)
 	mux.HandleFunc("GET /v1/identities", s.listIdentities)
 	mux.HandleFunc("GET /v1/identities/{id}", s.getIdentity)
+	mux.HandleFunc("GET /v1/services", s.listServices)
+	mux.HandleFunc("PUT /v1/services", s.upsertService)
+	mux.HandleFunc("DELETE /v1/services", s.deleteServiceByFrontend)
+	mux.HandleFunc("GET /v1/services/{id}", s.getService)
+	mux.HandleFunc("DELETE /v1/services/{id}", s.deleteService)
 	// Without a catch-all, ServeMux answers in plain text; with one, it
 	// stops answering 405. This keeps both: JSON errors, and 405 for a
 	// known path with the wrong method.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			probe := r.Clone(r.Context())
 			probe.Method = m
 			if _, pattern := mux.Handler(probe); pattern != "/" {
@@ -199,8 +206,14 @@ func errorCode(err error) (int, string) {
 		return http.StatusServiceUnavailable, v1.CodeIPAMExhausted
 	case errors.Is(err, ipam.ErrConflict), errors.Is(err, ipam.ErrOutOfRange):
 		return http.StatusConflict, v1.CodeIPAMConflict
-	case errors.Is(err, endpoint.ErrTooManyEndpoints), errors.Is(err, enforcer.ErrTooLarge):
+	case errors.Is(err, endpoint.ErrTooManyEndpoints), errors.Is(err, enforcer.ErrTooLarge), errors.Is(err, service.ErrLimit):
 		return http.StatusServiceUnavailable, v1.CodeLimit
+	case errors.Is(err, service.ErrInvalid):
+		return http.StatusBadRequest, v1.CodeInvalid
+	case errors.Is(err, service.ErrNotFound):
+		return http.StatusNotFound, v1.CodeNotFound
+	case errors.Is(err, service.ErrConflict):
+		return http.StatusConflict, v1.CodeConflict
 	}
 	return http.StatusInternalServerError, v1.CodeDatapath
 }

@@ -1,6 +1,7 @@
 // Package v1 defines the wire types of the agent's REST API, version 1,
 // served on the agent's unix socket under /v1. docs/api.md documents each
-// route. Endpoints use endpoint.Endpoint as their model.
+// route. Endpoints use endpoint.Endpoint as their model, services
+// service.Service and service.Detail.
 package v1
 
 import (
@@ -9,6 +10,7 @@ import (
 	"github.com/seta-net/seta/pkg/config"
 	"github.com/seta-net/seta/pkg/endpoint"
 	"github.com/seta-net/seta/pkg/ipam"
+	"github.com/seta-net/seta/pkg/service"
 )
 
 // Error codes in Error.Code. Clients (the CNI plugin) map them to their own
@@ -24,6 +26,9 @@ const (
 	CodeLimit         = "limit-reached"
 	CodeDatapath      = "datapath-error"
 	CodeInternal      = "internal-error"
+
+	// CodeConflict: a service frontend belongs to another service.
+	CodeConflict = "conflict"
 )
 
 // Error is the body of every non-2xx response.
@@ -214,3 +219,12 @@ type Trace struct {
 	Steps       []TraceStep `json:"steps"`
 	Verdict     string      `json:"verdict"`
 }
+
+// Service is the body of PUT /v1/services: a frontend and its backends.
+// Frontends are "IP:PORT/PROTO" strings, backend addresses "IP:PORT".
+type Service = service.Service
+
+// ServiceDetail is a service as the agent runs it (GET /v1/services, and
+// the answer of PUT and DELETE): its ID, the service with defaults filled
+// in, its backends with IDs and locality, and its datapath entries.
+type ServiceDetail = service.Detail
