@@ -132,7 +132,9 @@ func startAgent(t *testing.T, v4CIDR, v6CIDR string, extra ...string) *agent {
 	if v6CIDR != "" {
 		a.args = append(a.args, "--ipv6-pod-cidr", v6CIDR)
 	}
-	a.args = append(a.args, "--state-dir", filepath.Join(tmp, "state"), "--api-socket", a.sock, "--bpf-root", a.bpfRoot)
+	a.args = append(a.args, "--state-dir", filepath.Join(tmp, "state"), "--api-socket", a.sock, "--bpf-root", a.bpfRoot,
+		// No socket LB: the default cgroup root is the whole machine.
+		"--enable-socket-lb=false", "--enable-hubble=false")
 	a.args = append(a.args, extra...)
 	a.client = client.New(a.sock, time.Second)
 	// Registered after the namespace's own cleanup, so it runs before it.

@@ -33,16 +33,25 @@ func Command() *cobra.Command {
 namespace with a bridge, one network namespace per node running its own
 seta-agent, and pods as network namespaces attached through the seta-cni
 plugin exactly as a container runtime would attach them. Nothing in the lab
-is connected to this machine's own interfaces. Needs root.`,
+is connected to this machine's own interfaces. Needs root.
+
+Each node has its own cgroup (the agent's --cgroup-root, where its pods'
+processes run) and a cluster DNS server; pods resolve service names
+(NAME.NAMESPACE.svc.cluster.local) through the kube-dns service at
+10.96.0.10. The DNS server only knows the lab's services: any other name is
+refused, never forwarded.`,
 		Example: `  seta lab up
   seta lab pod run web --labels app=web -- seta-nettool serve
   seta lab pod run client -- sleep infinity
   seta lab pod exec client -- ping -c1 10.244.1.2
+  seta lab service create web --port 80 --target-port 8080 --selector app=web
+  seta lab pod exec client -- seta-nettool http http://web.default.svc.cluster.local/
   eval "$(seta lab env)"; seta endpoint list
   seta lab down`,
 	}
 	cmd.PersistentFlags().StringVar(&name, "name", defaultName(), "lab name ($"+NameEnv+" sets the default)")
-	cmd.AddCommand(upCmd(&name), downCmd(&name), statusCmd(&name), envCmd(&name), podCmd(&name), metricsCmd(&name))
+	cmd.AddCommand(upCmd(&name), downCmd(&name), statusCmd(&name), envCmd(&name), podCmd(&name), serviceCmd(&name),
+		metricsCmd(&name), dnsServerCmd(&name))
 	return cmd
 }
 
@@ -62,7 +71,8 @@ func upCmd(name *string) *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			start := time.Now()
-			st, err := Up(cmd.Context(), UpOptions{Name: *name, Nodes: nodes, AgentBin: agent, CNIBinDir: cniDir, AgentArgs: agentArgs, Out: out})
+			st, err := Up(cmd.Context(), UpOptions{Name: *name, Nodes: nodes, AgentBin: agent, CNIBinDir: cniDir, AgentArgs: agentArgs,
+				SetaBin: FindSeta(), Out: out})
 			if err != nil {
 				return err
 			}
@@ -75,6 +85,8 @@ func upCmd(name *string) *cobra.Command {
 			fmt.Fprintf(out, "  seta lab%s pod run client -- sleep infinity\n", flag)
 			fmt.Fprintf(out, "  seta lab%s pod list\n", flag)
 			fmt.Fprintf(out, "  seta lab%s pod exec client -- seta-nettool http http://WEB_IP:8080/\n", flag)
+			fmt.Fprintf(out, "  seta lab%s service create web --port 80 --target-port 8080 --selector app=web\n", flag)
+			fmt.Fprintf(out, "  seta lab%s pod exec client -- seta-nettool http http://web.default.svc.cluster.local/\n", flag)
 			fmt.Fprintf(out, "  eval \"$(seta lab%s env)\" && seta status && seta endpoint list\n", flag)
 			fmt.Fprintf(out, "  seta lab%s down\n", flag)
 			return nil
@@ -109,6 +121,9 @@ type NodeStatus struct {
 	PodCIDRv6  string `json:"podCIDRv6"`
 	Socket     string `json:"socket"`
 	UnderlayIP string `json:"underlayIP"`
+	DNSPID     int    `json:"dnsPID"`
+	DNS        string `json:"dns"`
+	Cgroup     string `json:"cgroup,omitempty"`
 }
 
 // Status reports each node of a lab.
@@ -120,7 +135,11 @@ func Status(ctx context.Context, lab string) ([]NodeStatus, *State, error) {
 	var out []NodeStatus
 	for _, n := range st.Nodes {
 		ns := NodeStatus{Name: n.Name, NetNS: n.NetNS, AgentPID: n.Agent.PID, PodCIDRv4: n.PodCIDRv4,
-			PodCIDRv6: n.PodCIDRv6, Socket: n.Socket, UnderlayIP: strings.Split(n.UnderlayIP, "/")[0], Agent: "stopped"}
+			PodCIDRv6: n.PodCIDRv6, Socket: n.Socket, UnderlayIP: strings.Split(n.UnderlayIP, "/")[0], Agent: "stopped",
+			DNSPID: n.DNS.PID, DNS: "stopped", Cgroup: n.Cgroup}
+		if n.DNS.Alive() {
+			ns.DNS = "running"
+		}
 		if n.Agent.Alive() {
 			ns.Agent = "unhealthy"
 			s, err := client.New(n.Socket, 3*time.Second).Status(ctx)
@@ -146,11 +165,11 @@ func statusCmd(name *string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		v := map[string]any{"name": st.Name, "nodes": nodes, "pods": len(st.Pods)}
+		v := map[string]any{"name": st.Name, "nodes": nodes, "pods": len(st.Pods), "services": len(st.Services)}
 		return output.Print(cmd.OutOrStdout(), *o, v, func(t *output.Tab) {
-			t.Row("NODE", "AGENT", "PID", "DATAPATH", "ENDPOINTS", "UNDERLAY", "POD CIDRS", "SOCKET")
+			t.Row("NODE", "AGENT", "PID", "DATAPATH", "ENDPOINTS", "DNS", "UNDERLAY", "POD CIDRS", "SOCKET")
 			for _, n := range nodes {
-				t.Row(n.Name, n.Agent, n.AgentPID, n.Datapath, n.Endpoints, n.UnderlayIP, n.PodCIDRv4+" "+n.PodCIDRv6, n.Socket)
+				t.Row(n.Name, n.Agent, n.AgentPID, n.Datapath, n.Endpoints, n.DNS, n.UnderlayIP, n.PodCIDRv4+" "+n.PodCIDRv6, n.Socket)
 			}
 		})
 	}
@@ -209,7 +228,7 @@ in the background. CMD's output goes to a log file shown by 'pod list -o json'.`
 			if err != nil {
 				return err
 			}
-			p, err := RunPod(cmd.Context(), RunOptions{Lab: *name, Name: args[0], Namespace: namespace, Node: node, Labels: ls, Command: args[1:]})
+			p, err := RunPod(cmd.Context(), RunOptions{Lab: *name, Name: args[0], Namespace: namespace, Node: node, Labels: ls, Command: args[1:], Out: cmd.ErrOrStderr()})
 			if err != nil {
 				return err
 			}
@@ -278,7 +297,7 @@ in the background. CMD's output goes to a log file shown by 'pod list -o json'.`
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, a := range args {
-				if err := DeletePod(cmd.Context(), *name, namespace, a); err != nil {
+				if err := DeletePod(cmd.Context(), *name, namespace, a, cmd.ErrOrStderr()); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "pod %s/%s deleted\n", namespace, a)

@@ -3,9 +3,15 @@
 // running its own seta-agent, and pods as namespaces attached through the
 // real seta-cni binary via libcni, as a container runtime would. Nothing in
 // a lab is connected to the machine's own interfaces.
+//
+// Each node also has a cgroup (its agent's --cgroup-root, holding its pods'
+// processes) and a cluster DNS server (package clusterdns); lab services
+// (service.go) get ClusterIPs, DNS names and backends that follow the pods,
+// and are pushed to every agent (svcpush.go).
 package lab
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -49,7 +56,10 @@ type UpOptions struct {
 	CNIBinDir string
 	// AgentArgs are extra flags for every agent (e.g. --attach-mode=clsact).
 	AgentArgs []string
-	Out       io.Writer
+	// SetaBin is the seta binary, which runs each node's cluster DNS
+	// server; by default FindSeta's.
+	SetaBin string
+	Out     io.Writer
 }
 
 // FindBinaries locates seta-agent and seta-cni: beside the running
@@ -76,6 +86,27 @@ func FindBinaries() (agent, cniDir string, err error) {
 		return "", "", err
 	}
 	return agent, filepath.Dir(cni), nil
+}
+
+// FindSeta locates the seta binary: the running executable if it is seta,
+// else beside it, else on PATH. Empty if there is none.
+func FindSeta() string {
+	self, err := os.Executable()
+	if err == nil {
+		if filepath.Base(self) == "seta" {
+			return self
+		}
+		p := filepath.Join(filepath.Dir(self), "seta")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("seta"); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	return ""
 }
 
 func checkRoot() error {
@@ -121,6 +152,7 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 		fmt.Fprintf(o.Out, "Lab %q exists; checking it\n", o.Name)
 	}
 	st.AgentBin, st.CNIBin = o.AgentBin, o.CNIBinDir
+	st.SetaBin = cmp.Or(o.SetaBin, FindSeta())
 
 	if err := ensureUnderlay(st, o.Out); err != nil {
 		return st, err
@@ -133,6 +165,10 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 			st.Nodes = append(st.Nodes, n)
 		}
 		if err := ensureNode(st, n, i, o.Out); err != nil {
+			st.Save()
+			return st, err
+		}
+		if err := ensureCgroup(st, n, o.Out); err != nil {
 			st.Save()
 			return st, err
 		}
@@ -153,7 +189,32 @@ func Up(ctx context.Context, o UpOptions) (*State, error) {
 	if err := ensureNodeRoutes(st, o.Out); err != nil {
 		return st, err
 	}
-	return st, st.Save()
+	// The state must hold the cluster DNS service before the servers
+	// start: they answer from it.
+	ensureDNSService(st)
+	if err := st.Save(); err != nil {
+		return st, err
+	}
+	for _, n := range st.Nodes {
+		if st.SetaBin == "" {
+			step(o.Out, "%s: no seta binary found (build it beside seta-agent): no cluster DNS", n.Name)
+			continue
+		}
+		if err := ensureDNS(ctx, st, n, o.Out); err != nil {
+			st.Save()
+			return st, err
+		}
+	}
+	if err := st.Save(); err != nil {
+		return st, err
+	}
+	// Every agent gets every service, also after a restart that lost them.
+	if err := syncServices(ctx, st); err != nil {
+		step(o.Out, "services not pushed to every agent: %v", err)
+	} else {
+		step(o.Out, "services: %d pushed to every node's agent", len(st.Services))
+	}
+	return st, nil
 }
 
 // ensureNodeRoutes gives every node a route to every other node's pod CIDRs
@@ -339,14 +400,20 @@ func ensureAgent(ctx context.Context, st *State, n *Node, extra []string, out io
 		return fmt.Errorf("open agent log: %w", err)
 	}
 	defer logf.Close()
-	args := append([]string{
+	args := []string{
 		"--node-name", n.Name, "--ipv4-pod-cidr", n.PodCIDRv4, "--ipv6-pod-cidr", n.PodCIDRv6,
 		"--state-dir", n.StateDir, "--api-socket", n.Socket, "--bpf-root", n.BPFRoot,
 		"--hubble-socket-path", n.HubbleSocket(),
 		// Metrics on the node's own loopback: `seta lab metrics` reads them.
 		"--prometheus-serve-addr", MetricsAddr,
 		"--hubble-metrics", "drop,tcp,flow,port-distribution,icmp,policy,flows-to-world",
-	}, extra...)
+	}
+	if n.Cgroup != "" {
+		// The node's socket load balancer then applies to exactly the
+		// node's pods, which run in this cgroup.
+		args = append(args, "--cgroup-root", n.Cgroup)
+	}
+	args = append(args, extra...) // last, so an --agent-arg overrides the above
 	cmd := exec.Command(st.AgentBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -402,7 +469,7 @@ func Down(ctx context.Context, o DownOptions) error {
 		return err
 	}
 	if _, err := os.Stat(Dir(o.Name)); errors.Is(err, os.ErrNotExist) {
-		if leftovers := labNetNS(o.Name); len(leftovers) == 0 {
+		if !hasLeftovers(o.Name) {
 			fmt.Fprintf(o.Out, "Lab %q is not running; nothing to do\n", o.Name)
 			return nil
 		}
@@ -425,10 +492,33 @@ func Down(ctx context.Context, o DownOptions) error {
 			step(o.Out, "pod %s removed", p.Key())
 		}
 		for _, n := range st.Nodes {
+			if err := n.DNS.Stop(5 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("stop cluster DNS of %s: %w", n.Name, err))
+			}
 			if err := n.Agent.Stop(10 * time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("stop agent of %s: %w", n.Name, err))
 			}
-			step(o.Out, "%s: seta-agent stopped", n.Name)
+			step(o.Out, "%s: seta-agent and cluster DNS stopped", n.Name)
+		}
+	}
+	// Cgroups go once their processes are gone: the recorded one, and the
+	// one this machine's cgroup2 mount gives, for a lab whose state is lost.
+	cgroups := []string{}
+	if st != nil && st.Cgroup != "" {
+		cgroups = append(cgroups, st.Cgroup)
+	}
+	if mount, err := cgroup2Mount(); err == nil && !slices.Contains(cgroups, labCgroup(mount, o.Name)) {
+		cgroups = append(cgroups, labCgroup(mount, o.Name))
+	}
+	for _, cg := range cgroups {
+		if err := removeCgroup(cg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	step(o.Out, "cgroups removed")
+	for _, ns := range labEtcDirs(o.Name) {
+		if err := removePodEtc(ns); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, ns := range labNetNS(o.Name) {
@@ -452,9 +542,30 @@ func Down(ctx context.Context, o DownOptions) error {
 	return nil
 }
 
+// hasLeftovers reports whether anything of a lab whose state directory is
+// gone is still there.
+func hasLeftovers(name string) bool {
+	if len(labNetNS(name)) > 0 || len(labEtcDirs(name)) > 0 {
+		return true
+	}
+	if mount, err := cgroup2Mount(); err == nil {
+		if _, err := os.Stat(labCgroup(mount, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // labNetNS lists the named namespaces that belong to a lab.
-func labNetNS(name string) []string {
-	ents, err := os.ReadDir(nsutil.Dir)
+func labNetNS(name string) []string { return labNames(nsutil.Dir, name) }
+
+// labEtcDirs lists the namespaces of a lab that have an /etc/netns
+// directory (pods, for their resolv.conf).
+func labEtcDirs(name string) []string { return labNames(filepath.Dir(nsutil.EtcDir("x")), name) }
+
+// labNames lists the entries of dir named like the lab's namespaces.
+func labNames(dir, name string) []string {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}

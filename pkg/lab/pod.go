@@ -100,6 +100,9 @@ type RunOptions struct {
 	Node      string
 	Labels    []string
 	Command   []string
+	// Out receives notes (a service update that did not reach every
+	// agent); nil discards them.
+	Out io.Writer
 }
 
 // ParseLabels parses "k=v,k2=v2".
@@ -164,13 +167,19 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 	if err := nsutil.Create(p.NetNS); err != nil {
 		return nil, err
 	}
+	if err := writePodEtc(p); err != nil {
+		nsutil.Delete(p.NetNS)
+		return nil, err
+	}
 	confList, err := CNIConfList(node, p.Labels)
 	if err != nil {
+		removePodEtc(p.NetNS)
 		nsutil.Delete(p.NetNS)
 		return nil, err
 	}
 	res, err := CNI(st).AddNetworkList(ctx, confList, runtimeConf(p))
 	if err != nil {
+		removePodEtc(p.NetNS)
 		nsutil.Delete(p.NetNS)
 		return nil, fmt.Errorf("attach pod %s through seta-cni: %w", p.Key(), err)
 	}
@@ -192,12 +201,35 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 			return nil, err
 		}
 	}
+	before := Frontends(st)
 	st.Pods = append(st.Pods, p)
 	if err := st.Save(); err != nil {
 		teardownPod(ctx, st, p)
 		return nil, err
 	}
+	syncIfChanged(ctx, st, before, o.Out)
 	return p, nil
+}
+
+// podEnv is the environment of every process started in a pod.
+func podEnv(p *Pod) []string {
+	return append(os.Environ(), "POD_NAME="+p.Name, "POD_NAMESPACE="+p.Namespace, "POD_IP="+p.IPv4, "POD_IPV6="+p.IPv6)
+}
+
+// startInPod starts cmd as a process of the pod: in its network namespace,
+// in its own mount namespace with the pod's resolv.conf, and in its node's
+// cgroup.
+func startInPod(st *State, p *Pod, cmd *exec.Cmd) error {
+	cg := ""
+	if n := st.Node(p.Node); n != nil {
+		cg = n.Cgroup
+	}
+	done, err := inCgroup(cmd, cg)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return nsutil.StartNamed(p.NetNS, cmd)
 }
 
 func startPodCommand(st *State, p *Pod) error {
@@ -212,9 +244,9 @@ func startPodCommand(st *State, p *Pod) error {
 	defer logf.Close()
 	cmd := exec.Command(p.Command[0], p.Command[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "POD_NAME="+p.Name, "POD_NAMESPACE="+p.Namespace, "POD_IP="+p.IPv4, "POD_IPV6="+p.IPv6)
+	cmd.Env = podEnv(p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := nsutil.Start(nsutil.Path(p.NetNS), cmd); err != nil {
+	if err := startInPod(st, p, cmd); err != nil {
 		return fmt.Errorf("start pod command: %w", err)
 	}
 	p.Proc = procOf(cmd.Process.Pid)
@@ -241,11 +273,17 @@ func teardownPod(ctx context.Context, st *State, p *Pod) error {
 	if err := nsutil.Delete(p.NetNS); err != nil {
 		errs = append(errs, err)
 	}
+	if err := removePodEtc(p.NetNS); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// DeletePod removes one pod.
-func DeletePod(ctx context.Context, lab, namespace, name string) error {
+// DeletePod removes one pod. A pod that services select goes in two
+// steps, as a terminating Kubernetes pod does: its backends are first
+// pushed as terminating (no new connections, existing ones drain), and
+// removed once the pod is gone. Notes go to out (nil discards them).
+func DeletePod(ctx context.Context, lab, namespace, name string, out io.Writer) error {
 	if err := checkRoot(); err != nil {
 		return err
 	}
@@ -262,9 +300,20 @@ func DeletePod(ctx context.Context, lab, namespace, name string) error {
 	if p == nil {
 		return fmt.Errorf("lab %q has no pod %s/%s", lab, namespace, name)
 	}
+	before := Frontends(st)
+	p.Terminating = true
+	if err := st.Save(); err != nil {
+		return err
+	}
+	syncIfChanged(ctx, st, before, out)
+	before = Frontends(st)
 	err = teardownPod(ctx, st, p)
 	st.RemovePod(p)
-	return errors.Join(err, st.Save())
+	if serr := st.Save(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	syncIfChanged(ctx, st, before, out)
+	return err
 }
 
 // ExecPod runs a command inside a pod's namespace with the caller's stdio and
@@ -290,8 +339,8 @@ func ExecPod(lab, namespace, name string, argv []string, stdin io.Reader, stdout
 	}
 	cmd := exec.Command(path, argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	cmd.Env = append(os.Environ(), "POD_NAME="+p.Name, "POD_NAMESPACE="+p.Namespace, "POD_IP="+p.IPv4, "POD_IPV6="+p.IPv6)
-	if err := nsutil.Start(nsutil.Path(p.NetNS), cmd); err != nil {
+	cmd.Env = podEnv(p)
+	if err := startInPod(st, p, cmd); err != nil {
 		return 0, fmt.Errorf("pod exec: %w", err)
 	}
 	err = cmd.Wait()

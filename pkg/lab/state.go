@@ -44,6 +44,12 @@ type Node struct {
 	Log         string `json:"log"`
 	CNIConfDir  string `json:"cniConfDir"`
 	Agent       Proc   `json:"agent"`
+	// Cgroup is the node's cgroup v2 directory: the agent's --cgroup-root,
+	// and where the node's pod processes run. Empty without cgroup v2.
+	Cgroup string `json:"cgroup,omitempty"`
+	// DNS is the node's cluster DNS server (seta lab dns-server).
+	DNS    Proc   `json:"dns"`
+	DNSLog string `json:"dnsLog,omitempty"`
 }
 
 // HubbleSocket is the node agent's observer API socket, next to its API
@@ -68,6 +74,10 @@ type Pod struct {
 	Command     []string `json:"command,omitempty"`
 	Log         string   `json:"log,omitempty"`
 	Proc        Proc     `json:"proc"`
+	// Terminating is set while the pod is being deleted: its service
+	// backends are pushed as terminating, so connections drain, until it is
+	// gone.
+	Terminating bool `json:"terminating,omitempty"`
 }
 
 // Key is namespace/name.
@@ -82,6 +92,12 @@ type State struct {
 	// Binaries used: seta-agent and the directory holding seta-cni.
 	AgentBin string `json:"agentBin"`
 	CNIBin   string `json:"cniBinDir"`
+	// SetaBin runs the lab's own helper processes (the DNS servers).
+	SetaBin string `json:"setaBin,omitempty"`
+	// Cgroup is the lab's cgroup v2 directory, parent of the nodes'.
+	Cgroup string `json:"cgroup,omitempty"`
+	// Services are the lab's services; their backends follow the pods.
+	Services []*Service `json:"services,omitempty"`
 }
 
 // Node returns the named node.
@@ -109,8 +125,21 @@ func (s *State) RemovePod(p *Pod) {
 	s.Pods = slices.DeleteFunc(s.Pods, func(q *Pod) bool { return q == p })
 }
 
+// Service returns the service namespace/name.
+func (s *State) Service(namespace, name string) *Service {
+	for _, v := range s.Services {
+		if v.Namespace == namespace && v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
 // Dir is the lab's state directory.
 func Dir(name string) string { return filepath.Join(Root, name) }
+
+// StatePath is the file holding a lab's state.
+func StatePath(name string) string { return statePath(name) }
 
 func statePath(name string) string { return filepath.Join(Dir(name), "lab.json") }
 

@@ -49,6 +49,7 @@ Commands:
   crr ADDR       connect, send one line, read the echo, close; N times; report latency
   rr ADDR        request/response round trips on one connection; report rate and latency
   blast ADDR     send UDP datagrams at a fixed rate for a while, not waiting for replies
+  dns NAME       send one DNS query and print the answer records (or the error code)
 
 ADDR is host:port, e.g. 10.0.0.5:7000 or [fd00::5]:7000.
 Flags may come before or after the arguments, as -flag or --flag.
@@ -92,6 +93,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runRR(ctx, rest, stdout, stderr)
 	case "blast":
 		return runBlast(ctx, rest, stdout, stderr)
+	case "dns":
+		return runDNS(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "seta-nettool: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage

@@ -22,7 +22,8 @@ func agentIn(t *testing.T, ns *testutils.NetNS, args ...string) (string, error) 
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	bpf := filepath.Join("/sys/fs/bpf", testutils.RandName("seta-e2e-"))
 	t.Cleanup(func() { os.RemoveAll(bpf) })
-	base := []string{"--state-dir", dir + "/state", "--api-socket", dir + "/a.sock", "--bpf-root", bpf, "--node-name", "n1"}
+	base := []string{"--state-dir", dir + "/state", "--api-socket", dir + "/a.sock", "--bpf-root", bpf, "--node-name", "n1",
+		"--enable-socket-lb=false", "--hubble-socket-path", dir + "/hubble.sock"}
 	cmd := exec.Command(filepath.Join(bins(t), "seta-agent"), append(base, args...)...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -324,7 +324,29 @@ func TestPrivilegedLabDownRemovesEverything(t *testing.T) {
 		t.Errorf("second lab up should find the agent running:\n%s", again)
 	}
 	run("lab", "pod", "run", "p1", "--", "sleep", "infinity")
+	st := readLabState(t, name)
+	if st.Cgroup == "" || len(st.Pods) != 1 {
+		t.Fatalf("lab state lacks the cgroup or the pod: %+v", st)
+	}
+	podEtc := "/etc/netns/" + st.Pods[0].NetNS
+	for _, p := range []string{st.Cgroup, st.Nodes[0].Cgroup, podEtc} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("before down: %v", err)
+		}
+	}
+	dnsPID := st.Nodes[0].DNS.PID
+	if !alive(dnsPID, "dns-server --name "+name) {
+		t.Errorf("cluster DNS (pid %d) not running before down", dnsPID)
+	}
 	run("lab", "down")
+	for _, p := range []string{st.Cgroup, podEtc} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
+	}
+	if !waitGone(dnsPID, "dns-server --name "+name) {
+		t.Errorf("cluster DNS (pid %d) still running", dnsPID)
+	}
 
 	ents, _ := os.ReadDir("/run/netns")
 	for _, e := range ents {
