@@ -30,7 +30,8 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 (the agent's default is ` + config.DefaultBPFRoot + `).`,
 		Example: `  sudo seta bpf endpoint list
   sudo seta bpf endpoint list --bpf-root ` + config.DefaultBPFRoot + `
-  sudo seta bpf metrics list -o json`,
+  sudo seta bpf metrics list -o json
+  sudo seta bpf lb list`,
 	})
 	cmd.PersistentFlags().StringVar(&bpfRoot, "bpf-root", "",
 		"directory where the agent pins its maps (default: ask the agent)")
@@ -51,7 +52,14 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 	})
 	mCmd.AddCommand(bpfMetricsListCmd(g, &bpfRoot))
 
-	cmd.AddCommand(epCmd, mCmd)
+	lbCmd := group(&cobra.Command{
+		Use:     "lb",
+		Short:   "Read the datapath's service load-balancing maps",
+		Example: "  sudo seta bpf lb list",
+	})
+	lbCmd.AddCommand(bpfLBListCmd(g, &bpfRoot))
+
+	cmd.AddCommand(epCmd, mCmd, lbCmd)
 	return cmd
 }
 

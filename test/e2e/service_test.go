@@ -198,6 +198,13 @@ func TestPrivilegedLabServiceDNS(t *testing.T) {
 				}
 			}
 		}
+		// The pinned maps hold the frontend with its two backend slots.
+		bpfOut := l.must("bpf", "lb", "list", "--bpf-root", "/sys/fs/bpf/seta-lab/"+l.Name+"/node1")
+		for _, want := range []string{"10.96.0.100:80/TCP", pods["web1"].IPv4 + ":8080/TCP", pods["web2"].IPv4 + ":8080/TCP"} {
+			if !strings.Contains(bpfOut, want) {
+				t.Errorf("seta bpf lb list lacks %s:\n%s", want, bpfOut)
+			}
+		}
 		l.waitServer("client", hostport(pods["web2"].IPv4, "7000"))
 		// Name resolution through kube-dns (10.96.0.10, load-balanced to
 		// the client's own node's DNS), with the search list and ndots.
