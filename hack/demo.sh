@@ -69,6 +69,13 @@ run seta observe --last 12
 run seta observe --verdict DROPPED --from-pod default/client --last 3
 run seta observe --type policy-verdict --last 2 -o table
 run seta policy delete web-in
+
+echo
+echo "== services: a ClusterIP in eBPF (socket-level load balancing) with cluster DNS"
+run seta lab service create web --port 80 --target-port 8080 --selector app=web
+run seta service list
+run seta lab pod exec client -- getent hosts web.default.svc.cluster.local
+run seta lab pod exec client -- seta-nettool http http://web.default.svc.cluster.local/
 rm -f "$policy"
 
 cat <<EOT
