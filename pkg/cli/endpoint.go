@@ -126,10 +126,14 @@ ID is the number in the ID column of 'seta endpoint list'.`,
 }
 
 // parseEndpointID validates an endpoint ID argument.
-func parseEndpointID(s string) (uint16, error) {
+func parseEndpointID(s string) (uint16, error) { return parseID16("endpoint", s) }
+
+// parseID16 validates the ID argument of a kind listed by 'seta KIND list'
+// (endpoints and services number from 1 to 65535).
+func parseID16(kind, s string) (uint16, error) {
 	n, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || n == 0 {
-		return 0, fmt.Errorf("invalid endpoint ID %q: it is a number from 1 to 65535 (the ID column of 'seta endpoint list')", s)
+		return 0, fmt.Errorf("invalid %s ID %q: it is a number from 1 to 65535 (the ID column of 'seta %s list')", kind, s, kind)
 	}
 	return uint16(n), nil
 }

@@ -147,13 +147,7 @@ ID is the number in the ID column of 'seta service list'.`,
 }
 
 // parseServiceID validates a service ID argument.
-func parseServiceID(s string) (uint16, error) {
-	n, err := strconv.ParseUint(s, 10, 16)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("invalid service ID %q: it is a number from 1 to 65535 (the ID column of 'seta service list')", s)
-	}
-	return uint16(n), nil
-}
+func parseServiceID(s string) (uint16, error) { return parseID16("service", s) }
 
 func serviceTable(t *output.Tab, d v1.ServiceDetail) {
 	s := d.Service

@@ -76,23 +76,14 @@ func (a *Attacher) Attach(ifindex int, ifname string, dir Direction, prog *ebpf.
 
 func (a *Attacher) attachTCX(ifindex int, ifname string, dir Direction, prog *ebpf.Program) error {
 	pin := a.pinPath(ifname, dir)
-	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
-		// Reuse the pinned link only if it still points at this device: a
-		// device deleted and re-created under the same name leaves a
-		// defunct link behind.
-		info, ierr := l.Info()
-		if ierr == nil && info.TCX() != nil && int(info.TCX().Ifindex) == ifindex {
-			err := l.Update(prog)
-			l.Close()
-			if err != nil {
-				return fmt.Errorf("update tcx link %s: %w", pin, err)
-			}
-			return nil
-		}
-		l.Unpin()
-		l.Close()
-	} else if !errors.Is(err, os.ErrNotExist) {
-		os.Remove(pin)
+	// Reuse the pinned link only if it still points at this device: a
+	// device deleted and re-created under the same name leaves a defunct
+	// link behind.
+	updated, err := updatePinned(pin, prog, func(info *link.Info) bool {
+		return info.TCX() != nil && int(info.TCX().Ifindex) == ifindex
+	})
+	if err != nil || updated {
+		return err
 	}
 	at := ebpf.AttachTCXIngress
 	if dir == Egress {
@@ -107,6 +98,30 @@ func (a *Attacher) attachTCX(ifindex int, ifname string, dir Direction, prog *eb
 		return fmt.Errorf("pin tcx link %s: %w", pin, err)
 	}
 	return nil
+}
+
+// updatePinned swaps prog into the link pinned at pin when current says the
+// link is still the right one (atomically: no packet or call sees no
+// program). Otherwise it removes the pin, which detaches a stale link, and
+// reports false: the caller attaches anew.
+func updatePinned(pin string, prog *ebpf.Program, current func(*link.Info) bool) (bool, error) {
+	l, err := link.LoadPinnedLink(pin, nil)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			os.Remove(pin)
+		}
+		return false, nil
+	}
+	defer l.Close()
+	if info, ierr := l.Info(); ierr == nil && current(info) {
+		if err := l.Update(prog); err != nil {
+			return false, fmt.Errorf("update link %s: %w", pin, err)
+		}
+		return true, nil
+	}
+	// Unpinning and closing the last reference detaches it.
+	l.Unpin()
+	return false, nil
 }
 
 func clsactParent(dir Direction) uint32 {

@@ -99,21 +99,12 @@ func (c *CgroupAttacher) Path() string { return c.path }
 // changed, or the cgroup was removed) is detached first.
 func (c *CgroupAttacher) Attach(name string, at ebpf.AttachType, prog *ebpf.Program) error {
 	pin := filepath.Join(c.pinDir, name)
-	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
-		info, ierr := l.Info()
-		if ierr == nil && info.Cgroup() != nil && info.Cgroup().CgroupId == c.id && ebpf.AttachType(info.Cgroup().AttachType) == at {
-			err := l.Update(prog)
-			l.Close()
-			if err != nil {
-				return fmt.Errorf("update cgroup link %s: %w", pin, err)
-			}
-			return nil
-		}
-		// Unpinning and closing the last reference detaches it.
-		l.Unpin()
-		l.Close()
-	} else if !errors.Is(err, os.ErrNotExist) {
-		os.Remove(pin)
+	updated, err := updatePinned(pin, prog, func(info *link.Info) bool {
+		cg := info.Cgroup()
+		return cg != nil && cg.CgroupId == c.id && ebpf.AttachType(cg.AttachType) == at
+	})
+	if err != nil || updated {
+		return err
 	}
 	l, err := link.AttachCgroup(link.CgroupOptions{Path: c.path, Attach: at, Program: prog})
 	if err != nil {
