@@ -84,13 +84,13 @@ func benchNode(b *testing.B) (*enricher, []*endpoint.Endpoint, []uint32) {
 	}
 	mgr := endpoint.NewManager(log, endpoint.Config{}, nil, nil, nil)
 	e := newEnricher(mgr, alloc, pol)
-	// The map the enricher builds from the manager's list, as it would
-	// after the endpoints were created.
-	e.byAddr = map[netip.Addr]parser.Endpoint{}
+	// What the manager's AddrCache holds once the endpoints exist: a map
+	// lookup.
+	byAddr := map[netip.Addr]*endpoint.Endpoint{}
 	for _, ep := range eps {
-		e.byAddr[ep.IPv4] = parser.Endpoint{ID: ep.ID, Namespace: ep.Namespace, PodName: ep.PodName}
+		byAddr[ep.IPv4] = ep
 	}
-	e.epGen = mgr.Generation()
+	e.byIP = func(a netip.Addr) (*endpoint.Endpoint, bool) { ep, ok := byAddr[a]; return ep, ok }
 	return e, eps, cookies
 }
 

@@ -142,40 +142,28 @@ func (h *hubble) Stop() {
 // happen for every event, so it keeps maps that it rebuilds only when the
 // endpoints or identities changed.
 type enricher struct {
-	mgr   *endpoint.Manager
 	alloc *identity.Allocator
 	pol   *enforcer.Enforcer
 
+	// byIP finds a local endpoint (the manager's AddrCache).
+	byIP    func(netip.Addr) (*endpoint.Endpoint, bool)
 	mu      sync.Mutex
-	epGen   uint64
-	byAddr  map[netip.Addr]parser.Endpoint
 	idDirty atomic.Bool
 	ids     map[uint32][]string
 }
 
 func newEnricher(mgr *endpoint.Manager, alloc *identity.Allocator, pol *enforcer.Enforcer) *enricher {
-	e := &enricher{mgr: mgr, alloc: alloc, pol: pol, epGen: ^uint64(0), ids: map[uint32][]string{}}
+	e := &enricher{byIP: endpoint.NewAddrCache(mgr).Lookup, alloc: alloc, pol: pol, ids: map[uint32][]string{}}
 	alloc.OnChange(func() { e.idDirty.Store(true) })
 	return e
 }
 
 func (e *enricher) EndpointByIP(addr netip.Addr) (parser.Endpoint, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if g := e.mgr.Generation(); g != e.epGen {
-		e.byAddr = map[netip.Addr]parser.Endpoint{}
-		for _, ep := range e.mgr.List() {
-			pe := parser.Endpoint{ID: ep.ID, Namespace: ep.Namespace, PodName: ep.PodName}
-			for _, a := range []netip.Addr{ep.IPv4, ep.IPv6} {
-				if a.IsValid() {
-					e.byAddr[a] = pe
-				}
-			}
-		}
-		e.epGen = g
+	ep, ok := e.byIP(addr)
+	if !ok {
+		return parser.Endpoint{}, false
 	}
-	ep, ok := e.byAddr[addr]
-	return ep, ok
+	return parser.Endpoint{ID: ep.ID, Namespace: ep.Namespace, PodName: ep.PodName}, true
 }
 
 func (e *enricher) IdentityLabels(id uint32) ([]string, bool) {

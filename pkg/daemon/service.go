@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/seta-net/seta/pkg/config"
@@ -33,10 +32,7 @@ func lbMapOf(dp *datapath.Datapath) loadbalancer.LBMap {
 }
 
 // endpointSource is what the service table needs of the endpoint manager.
-type endpointSource interface {
-	Generation() uint64
-	List() []*endpoint.Endpoint
-}
+type endpointSource = endpoint.EndpointLister
 
 // startServices restores the service table from the state directory and
 // the pinned maps, and keeps it in step with the node's endpoints until
@@ -48,9 +44,10 @@ func startServices(ctx context.Context, log *slog.Logger, cfg config.Agent, lbm 
 	if err != nil {
 		return nil, err // config.Validate checked it; this is a programming error
 	}
-	local := &localAddrs{eps: eps}
+	addrs := endpoint.NewAddrCache(eps)
+	isLocal := func(a netip.Addr) bool { _, ok := addrs.Lookup(a); return ok }
 	tbl, err := service.New(log, service.Config{
-		StateDir: cfg.StateDir, NodeName: cfg.NodeName, NodePorts: nodePorts, IsLocal: local.IsLocal,
+		StateDir: cfg.StateDir, NodeName: cfg.NodeName, NodePorts: nodePorts, IsLocal: isLocal,
 		// --bpf-lb-map-max sizes both the service map (entries and
 		// slots) and the backend map.
 		ServiceMapSize: cfg.BPFLBMapMax, BackendMapSize: cfg.BPFLBMapMax,
@@ -92,32 +89,4 @@ func refreshServices(ctx context.Context, log *slog.Logger, tbl *service.Table, 
 			lastErr = ""
 		}
 	}
-}
-
-// localAddrs answers whether an address belongs to an endpoint of this
-// node, from a set rebuilt only when the endpoints changed: the table asks
-// for every backend on every sync.
-type localAddrs struct {
-	eps endpointSource
-
-	mu  sync.Mutex
-	gen uint64
-	set map[netip.Addr]bool
-}
-
-func (l *localAddrs) IsLocal(a netip.Addr) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	// The generation is read before the list: an endpoint added in
-	// between changes it again, and the next call rebuilds.
-	if g := l.eps.Generation(); l.set == nil || g != l.gen {
-		l.set = map[netip.Addr]bool{}
-		for _, ep := range l.eps.List() {
-			for _, addr := range ep.Addrs() {
-				l.set[addr] = true
-			}
-		}
-		l.gen = g
-	}
-	return l.set[a]
 }
