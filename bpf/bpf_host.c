@@ -8,9 +8,11 @@
  * everything the node sends or forwards to a local pod (its own traffic, and
  * traffic from other nodes) comes through here. The program finds the
  * endpoint, applies its ingress policy (unless the packet answers a
- * connection the pod opened), rewrites the MACs as the pod's gateway would,
- * counts the packet, traces it (TRACE_TO_LXC, lib/trace.h) and hands it to
- * the pod's eth0 with bpf_redirect_peer. */
+ * connection the pod opened: then, if that connection was translated from a
+ * service address, the reply's source becomes the service again), rewrites
+ * the MACs as the pod's gateway would, counts the packet, traces it
+ * (TRACE_TO_LXC, lib/trace.h) and hands it to the pod's eth0 with
+ * bpf_redirect_peer (lib/deliver.h, shared with NodePort on the devices). */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -20,6 +22,7 @@
 #include "lib/l4.h"
 #include "lib/policy.h"
 #include "lib/enforce.h"
+#include "lib/deliver.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -32,10 +35,8 @@ int cil_from_host(struct __sk_buff *skb)
 	struct endpoint_key key;
 	struct ct_key t = {};
 	struct l4_info l = {};
-	struct trace_ctx tr = {};
-	struct ct_fwd f;
-	__u32 len = skb->len;
-	__u32 src_id;
+	struct ct_fwd f = {};
+	__u32 src_id, l4off;
 
 	switch (skb->protocol) {
 	case bpf_htons(ETH_P_IP): {
@@ -50,8 +51,9 @@ int cil_from_host(struct __sk_buff *skb)
 		__builtin_memcpy(t.saddr, &ip4->saddr, 4);
 		__builtin_memcpy(t.daddr, &ip4->daddr, 4);
 		src_id = ipcache_identity4(ip4->saddr);
+		l4off = ETH_HLEN + ip4->ihl * 4;
 		if (!(ip4->frag_off & bpf_htons(0x1fff)))
-			parse_l4(skb, ETH_HLEN + ip4->ihl * 4, ip4->protocol, 0, &t, &l);
+			parse_l4(skb, l4off, ip4->protocol, 0, &t, &l);
 		else
 			t.proto = l.proto = ip4->protocol;
 		break;
@@ -68,7 +70,8 @@ int cil_from_host(struct __sk_buff *skb)
 		__builtin_memcpy(t.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(t.daddr, &ip6->daddr, 16);
 		src_id = ipcache_identity6(&ip6->saddr);
-		parse_l4(skb, ETH_HLEN + sizeof(struct ipv6hdr), ip6->nexthdr, 1, &t, &l);
+		l4off = ETH_HLEN + sizeof(struct ipv6hdr);
+		parse_l4(skb, l4off, ip6->nexthdr, 1, &t, &l);
 		break;
 	}
 	default:
@@ -81,33 +84,5 @@ int cil_from_host(struct __sk_buff *skb)
 		 * agent removes such routes, so this is a race with a delete. */
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
-	if (l.related && ct_live(&l.inner)) {
-		/* An ICMP error about a tracked flow: rare, always traced. */
-		tr.reason = TRACE_REASON_CT_RELATED;
-		tr.report = 1;
-	} else if (ct_is_reply(&t, l.closing, l.tcp_flags, &tr.report)) {
-		tr.reason = TRACE_REASON_CT_REPLY;
-	} else {
-		ct_lookup(&t, &f);
-		if (src_id == IDENTITY_HOST) {
-			/* From the node itself: the node's egress (host) policy. */
-			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
-
-			if (enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, &l, &t, f.new_conn) < 0)
-				return CTX_ACT_DROP;
-		}
-		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, &l, &t, f.new_conn) < 0)
-			return CTX_ACT_DROP;
-		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, &l, &t, &f, &tr) < 0)
-			return CTX_ACT_DROP;
-	}
-	if (rewrite_l2(skb, ep) < 0)
-		return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
-	account_endpoint(ep->id, len, DIR_INGRESS);
-	update_metrics(len, DIR_INGRESS, REASON_FORWARDED);
-	emit_trace(skb, TRACE_TO_LXC, &tr, DIR_INGRESS, ep->id, src_id, ep->identity, ep->ifindex, &t, &l);
-	int ret = bpf_redirect_peer(ep->ifindex, 0);
-	if (ret != CTX_ACT_REDIRECT)
-		update_metrics(len, DIR_INGRESS, DROP_UNROUTABLE);
-	return ret;
+	return to_endpoint(skb, ep, &t, &l, src_id, l4off, &f);
 }

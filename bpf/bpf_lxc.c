@@ -9,10 +9,19 @@
  * seta_net. Each tcx attachment costs an RCU grace period under RTNL, so one
  * program per endpoint instead of two halves the cost of creating a pod.
  *
+ * A packet addressed to a service (one that socket LB did not translate:
+ * socket LB off, or a process outside its cgroup) is translated to a
+ * backend first (lib/lb_nat.h): DNAT, plus SNAT to the hairpin address when
+ * the pod reaches itself; a service without backends is answered at once
+ * (TCP reset, ICMP port unreachable). Replies of translated connections
+ * get the service address back as source; those to a client outside the
+ * node (NodePort, bpf_netdev.c) leave through the device directly.
+ *
  * Every packet that is not a reply of a tracked connection is checked
  * against the egress policy of the sending endpoint and, when the receiver
  * is a local endpoint, its ingress policy, or the node's own ingress policy
- * when the receiver is the node (lib/enforce.h).
+ * when the receiver is the node (lib/enforce.h). Policy and conntrack see
+ * the translated packet: a service's policy is its backends'.
  *
  * A forwarded packet is traced (lib/trace.h) where it leaves: TRACE_TO_LXC
  * when delivered to a local endpoint, TRACE_TO_STACK when passed to the
@@ -34,6 +43,7 @@
 #include "lib/l4.h"
 #include "lib/policy.h"
 #include "lib/enforce.h"
+#include "lib/lb_nat.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -50,7 +60,13 @@ struct shared_types {
 	enum trace_reason trace;
 	enum policy_match_type match;
 	enum monitor_aggregation aggregation;
+	enum lb_nat_dir nat_dir;
+	enum lb_nat_flags nat_flags;
 	struct datapath_event ev;
+	struct lb_nat_key nat_key;
+	struct lb_nat_entry nat_entry;
+	struct node_addr_key node_addr_key;
+	struct node_addr node_addr;
 };
 const volatile struct shared_types seta_shared_types __attribute__((used));
 
@@ -84,43 +100,170 @@ static __always_inline int to_stack(struct __sk_buff *skb, const struct endpoint
 	return CTX_ACT_OK;
 }
 
-/* policy_packet applies policy to a packet leaving src: replies of tracked
- * connections pass; anything else needs src's egress policy to allow the
- * destination and, for a local destination, dst's ingress policy to allow
- * src. It fills tr with the packet's conntrack state for tracing. Returns
- * -1 when the packet was dropped. */
+/* refuse_service answers a new connection to a service without backends
+ * from the service address (a TCP reset, or an ICMP port unreachable:
+ * lb_refuse), sent straight back into the pod, so the client fails at once
+ * (ECONNREFUSED) instead of waiting for a timeout; the attempt is reported
+ * as a drop ("Service backend not found"). */
+static __always_inline int refuse_service(struct __sk_buff *skb, const struct endpoint_info *src,
+					  const struct ct_key *t, const struct l4_info *l, __u32 l4off)
+{
+	emit_policy_event(skb, EVENT_DROP, DROP_NO_SERVICE, DIR_EGRESS, 0, POLICY_MATCH_NONE, src->id,
+			  src->identity, IDENTITY_WORLD, 0, t, l);
+	update_metrics(skb->len, DIR_EGRESS, DROP_NO_SERVICE);
+	if (lb_refuse(skb, t, l4off) < 0 || rewrite_l2(skb, src) < 0)
+		return CTX_ACT_DROP;
+	return bpf_redirect_peer(src->ifindex, 0);
+}
+
+/* drop_lb reports a packet that service translation failed on. */
+static __always_inline int drop_lb(struct __sk_buff *skb, const struct endpoint_info *src,
+				   const struct ct_key *t, const struct l4_info *l, __u8 reason)
+{
+	emit_policy_event(skb, EVENT_DROP, reason, DIR_EGRESS, 0, POLICY_MATCH_NONE, src->id, src->identity,
+			  IDENTITY_WORLD, 0, t, l);
+	return drop_packet(skb, DIR_EGRESS, reason);
+}
+
+/* policy_packet applies policy to a packet leaving src that is not a
+ * reply: src's egress policy must allow the destination and, for a local
+ * destination, dst's ingress policy must allow src (for the node as
+ * destination, the node's ingress policy). f is the packet's conntrack
+ * lookup if service translation made it already. Returns -1 when the
+ * packet was dropped. */
 static __always_inline int policy_packet(struct __sk_buff *skb, const struct endpoint_info *src,
 					 const struct endpoint_info *dst, __u32 dst_id,
 					 const struct ct_key *t, const struct l4_info *l,
-					 struct trace_ctx *tr)
+					 struct ct_fwd *f, struct trace_ctx *tr)
 {
-	struct ct_fwd f;
-
-	/* ICMP errors about a tracked flow belong to it (rare, and each one
-	 * is news: always traced); other packets that answer a tracked
-	 * connection are replies. */
-	if (l->related && ct_live(&l->inner)) {
-		tr->reason = TRACE_REASON_CT_RELATED;
-		tr->report = 1;
-		return 0;
-	}
-	if (ct_is_reply(t, l->closing, l->tcp_flags, &tr->report)) {
-		tr->reason = TRACE_REASON_CT_REPLY;
-		return 0;
-	}
-	ct_lookup(t, &f);
-	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t, f.new_conn) < 0)
+	ct_lookup_once(t, f);
+	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t, f->new_conn) < 0)
 		return -1;
-	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f.new_conn) < 0)
+	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f->new_conn) < 0)
 		return -1;
 	if (!dst && dst_id == IDENTITY_HOST) {
 		/* To the node itself: the node's ingress (host) policy. */
 		struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 
-		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f.new_conn) < 0)
+		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f->new_conn) < 0)
 			return -1;
 	}
-	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t, &f, tr);
+	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t, f, tr);
+}
+
+/* ttl_of reads the TTL (hop limit) of the packet as it is now. 0: the
+ * packet is too short. */
+static __always_inline __u8 ttl_of(struct __sk_buff *skb, __u8 family)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (family == ADDR_FAMILY_IPV4) {
+		struct iphdr *ip4 = data + ETH_HLEN;
+
+		return (void *)(ip4 + 1) > data_end ? 0 : ip4->ttl;
+	}
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+	return (void *)(ip6 + 1) > data_end ? 0 : ip6->hop_limit;
+}
+
+/* dec_ttl decrements the TTL (hop limit) as a router does; 0 on failure. */
+static __always_inline int dec_ttl(struct __sk_buff *skb, __u8 family)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (family == ADDR_FAMILY_IPV4) {
+		struct iphdr *ip4 = data + ETH_HLEN;
+
+		return (void *)(ip4 + 1) <= data_end && ipv4_dec_ttl(skb, ip4);
+	}
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+	return (void *)(ip6 + 1) <= data_end && ipv6_dec_hoplimit(skb, ip6);
+}
+
+/* from_container handles a packet from src whose tuple is t (l4off: its
+ * L4 header), source validated. Replies of tracked connections skip
+ * policy, and are restored when their connection was translated; other
+ * packets addressed to a service are translated first (lib/lb_nat.h), so
+ * policy and conntrack see the backend. Then the packet goes to a local
+ * endpoint, out of a device (a restored reply to a client outside the
+ * node), or to the stack. */
+static __always_inline int from_container(struct __sk_buff *skb, const struct endpoint_info *src,
+					  struct ct_key *t, struct l4_info *l, __u32 l4off)
+{
+	struct trace_ctx tr = {};
+	struct ct_fwd f = {};
+	struct lb_scratch *s;
+	struct endpoint_info *dst;
+	struct endpoint_key key;
+	struct ct_entry *ce;
+	__u8 reason = 0, nat_flags = 0;
+	int reply = 0, ret;
+	__u32 dst_id;
+	__u8 ttl;
+
+	/* ICMP errors about a tracked flow belong to it (rare, and each one
+	 * is news: always traced); other packets that answer a tracked
+	 * connection are replies. */
+	if (l->related && ct_live(&l->inner)) {
+		tr.reason = TRACE_REASON_CT_RELATED;
+		tr.report = 1;
+		reply = 1;
+	} else if ((ce = ct_reply(t, l->closing, l->tcp_flags, &tr.report))) {
+		tr.reason = TRACE_REASON_CT_REPLY;
+		reply = 1;
+		if (ce->flags & CT_F_NAT) {
+			ret = lb_rev(skb, t, l4off, &nat_flags);
+			if (ret < 0)
+				return drop_lb(skb, src, t, l, DROP_INVALID_PACKET);
+			if (ret == 0)
+				nat_flags = 0;
+		}
+	} else {
+		s = lb_scratch();
+		if (!s)
+			return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+		s->l4off = l4off;
+		s->external = 0;
+		switch (lb_fwd(skb, t, l, &f, s)) {
+		case LB_FWD_NO_BACKEND:
+			return refuse_service(skb, src, t, l, l4off);
+		case LB_FWD_DROP:
+			return drop_lb(skb, src, t, l, s->reason);
+		}
+	}
+
+	__builtin_memset(&key, 0, sizeof(key));
+	lb_addr_copy(key.addr, t->daddr);
+	key.family = t->family;
+	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
+	if (dst)
+		dst_id = dst->identity;
+	else if (t->family == ADDR_FAMILY_IPV4)
+		dst_id = ipcache_identity4(*(__be32 *)t->daddr);
+	else
+		dst_id = ipcache_identity6((struct in6_addr *)t->daddr);
+	if (!reply && policy_packet(skb, src, dst, dst_id, t, l, &f, &tr) < 0)
+		return CTX_ACT_DROP;
+	if (!dst && (nat_flags & LB_NAT_F_EXTERNAL)) {
+		/* A backend's reply to a client outside the node, now from
+		 * the node's address: the stack would take that source for
+		 * a spoof, so the packet goes straight to the device. */
+		update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
+		ret = lb_fib_redirect(skb, t, &reason);
+		return ret < 0 ? drop_lb(skb, src, t, l, reason) : ret;
+	}
+	/* Not a local endpoint (or the TTL runs out here, and the stack
+	 * sends the ICMP error): the host stack decides. */
+	ttl = ttl_of(skb, t->family);
+	if (!dst || ttl <= 1)
+		return to_stack(skb, src, dst_id, t, l, &tr);
+	if (!dec_ttl(skb, t->family))
+		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
+	return deliver_local(skb, src, dst, t, l, &tr);
 }
 
 static __always_inline int from_container_ipv4(struct __sk_buff *skb)
@@ -128,7 +271,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip4 = data + ETH_HLEN;
-	struct endpoint_info *src, *dst;
+	struct endpoint_info *src;
 	struct endpoint_key key;
 
 	if ((void *)(ip4 + 1) > data_end)
@@ -143,46 +286,25 @@ static __always_inline int from_container_ipv4(struct __sk_buff *skb)
 
 	struct ct_key t = { .family = ADDR_FAMILY_IPV4 };
 	struct l4_info l = {};
-	struct trace_ctx tr = {};
-	__u8 ttl = ip4->ttl;
-	__u32 dst_id;
+	__u32 l4off = ETH_HLEN + ip4->ihl * 4;
 
 	__builtin_memcpy(t.saddr, &ip4->saddr, 4);
 	__builtin_memcpy(t.daddr, &ip4->daddr, 4);
-	key_from_ipv4(&key, ip4->daddr);
-	/* Only the first fragment has the L4 header. */
+	/* Only the first fragment has the L4 header (and later ones are
+	 * never translated: they have no ports to match a service on). */
 	if (!(ip4->frag_off & bpf_htons(0x1fff)))
-		parse_l4(skb, ETH_HLEN + ip4->ihl * 4, ip4->protocol, 0, &t, &l);
+		parse_l4(skb, l4off, ip4->protocol, 0, &t, &l);
 	else
 		t.proto = l.proto = ip4->protocol;
-
-	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	dst_id = dst ? dst->identity : ipcache_identity4(*(__be32 *)t.daddr);
-	if (policy_packet(skb, src, dst, dst_id, &t, &l, &tr) < 0)
-		return CTX_ACT_DROP;
-	if (!dst || ttl <= 1) {
-		/* Not a local endpoint (or the TTL runs out here, and the stack
-		 * sends the ICMP error): the host stack decides. */
-		return to_stack(skb, src, dst_id, &t, &l, &tr);
-	}
-	/* The checks above may have moved packet data: reload. */
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	ip4 = data + ETH_HLEN;
-	if ((void *)(ip4 + 1) > data_end)
-		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	if (!ipv4_dec_ttl(skb, ip4))
-		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	return deliver_local(skb, src, dst, &t, &l, &tr);
+	return from_container(skb, src, &t, &l, l4off);
 }
-
 
 static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ipv6hdr *ip6 = data + ETH_HLEN;
-	struct endpoint_info *src, *dst;
+	struct endpoint_info *src;
 	struct endpoint_key key;
 
 	if ((void *)(ip6 + 1) > data_end)
@@ -198,32 +320,13 @@ static __always_inline int from_container_ipv6(struct __sk_buff *skb)
 
 	struct ct_key t = { .family = ADDR_FAMILY_IPV6 };
 	struct l4_info l = {};
-	struct trace_ctx tr = {};
-	struct in6_addr daddr = ip6->daddr;
-	__u8 hlim = ip6->hop_limit;
-	__u32 dst_id;
 
 	__builtin_memcpy(t.saddr, &ip6->saddr, 16);
 	__builtin_memcpy(t.daddr, &ip6->daddr, 16);
-	key_from_ipv6(&key, &ip6->daddr);
 	/* Extension headers are not walked: such packets match on protocol
 	 * (the first next header) without ports. */
 	parse_l4(skb, ETH_HLEN + sizeof(struct ipv6hdr), ip6->nexthdr, 1, &t, &l);
-
-	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	dst_id = dst ? dst->identity : ipcache_identity6(&daddr);
-	if (policy_packet(skb, src, dst, dst_id, &t, &l, &tr) < 0)
-		return CTX_ACT_DROP;
-	if (!dst || hlim <= 1)
-		return to_stack(skb, src, dst_id, &t, &l, &tr);
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	ip6 = data + ETH_HLEN;
-	if ((void *)(ip6 + 1) > data_end)
-		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	if (!ipv6_dec_hoplimit(skb, ip6))
-		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
-	return deliver_local(skb, src, dst, &t, &l, &tr);
+	return from_container(skb, src, &t, &l, ETH_HLEN + sizeof(struct ipv6hdr));
 }
 
 SEC("tc")

@@ -34,6 +34,7 @@
 #include "lib/common.h"
 #include "lib/policy.h"
 #include "lib/lb.h"
+#include "lib/lb_frontend.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -48,10 +49,6 @@ struct shared_types {
 	enum lb_sock_kind kind;
 };
 const volatile struct shared_types seta_shared_types __attribute__((used));
-
-/* The NodePort range (inclusive), set by pkg/datapath/loader. */
-const volatile __u16 seta_nodeport_min = 30000;
-const volatile __u16 seta_nodeport_max = 32767;
 
 /* Verdicts of cgroup sock_addr programs: 0 fails the system call with
  * EPERM. */
@@ -142,21 +139,6 @@ static __always_inline void sock6_write(struct bpf_sock_addr *ctx, const struct 
 	ctx->user_port = (__u32)a->port;
 }
 
-/* sock_nodeport reports whether a is a NodePort destination: a port in the
- * NodePort range on one of the node's own addresses (the ipcache gives them
- * the host identity). The range check comes first, so other traffic never
- * pays for the ipcache lookup. */
-static __always_inline int sock_nodeport(const struct sock_addr *a)
-{
-	__u16 port = bpf_ntohs(a->port);
-
-	if (port < seta_nodeport_min || port > seta_nodeport_max)
-		return 0;
-	if (a->family == ADDR_FAMILY_IPV4)
-		return ipcache_identity4(*(const __be32 *)a->addr) == IDENTITY_HOST;
-	return ipcache_identity6((const struct in6_addr *)a->addr) == IDENTITY_HOST;
-}
-
 enum xlate {
 	XLATE_NONE   = 0, /* not a service: leave the address alone */
 	XLATE_DONE   = 1, /* a holds the backend */
@@ -202,16 +184,9 @@ static __always_inline enum xlate sock_xlate_fwd(struct bpf_sock_addr *ctx, stru
 		return XLATE_NONE;
 	key.proto = proto;
 	lb_addr_copy(key.addr, a->addr);
-	svc = lb_lookup_service(&key, 1);
-	if (!svc) {
-		if (!sock_nodeport(a))
-			return XLATE_NONE;
-		/* The NodePort entry that stands for every node address. */
-		__builtin_memset(key.addr, 0, sizeof(key.addr));
-		svc = lb_lookup_service(&key, 1);
-		if (!svc)
-			return XLATE_NONE;
-	}
+	svc = lb_lookup_frontend(&key, 1);
+	if (!svc)
+		return XLATE_NONE;
 
 	sk.cookie = bpf_get_socket_cookie(ctx);
 	sk.proto = proto;

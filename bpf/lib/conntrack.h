@@ -22,6 +22,10 @@ struct ct_key {
 
 #define CT_F_CLOSING     0x1 /* a FIN or RST was seen */
 #define CT_F_RX_REPORTED 0x2 /* a reply was traced (monitor aggregation) */
+#define CT_F_NAT         0x4 /* a service translated the connection: its
+			      * replies are restored through seta_lb_nat
+			      * (lib/lb_nat.h); the entry is keyed by the
+			      * translated tuple */
 
 /* The flags and report state share the 8 bytes that were "__u32 flags;
  * __u32 pad;" (CT_F_CLOSING in the low byte), so the entry keeps its size
@@ -104,11 +108,13 @@ static __always_inline __u8 ct_report(struct ct_entry *e, __u64 now, __u8 tcp_fl
 	return 1;
 }
 
-/* ct_is_reply reports whether the packet with tuple k answers a live
- * connection, and accounts it on the connection's (forward) entry. For a
- * reply, *report says whether aggregation wants it traced; report may be
- * NULL for callers that never trace. */
-static __always_inline int ct_is_reply(const struct ct_key *k, int closing, __u8 tcp_flags, __u8 *report)
+/* ct_reply returns the (forward) entry of the live connection the packet
+ * with tuple k answers, after accounting the packet on it, or NULL when
+ * the packet is no reply. For a reply, *report says whether aggregation
+ * wants it traced; report may be NULL for callers that never trace. The
+ * entry's flags tell whether the reply needs reverse NAT (CT_F_NAT), which
+ * is how replies of untranslated connections avoid the NAT lookup. */
+static __always_inline struct ct_entry *ct_reply(const struct ct_key *k, int closing, __u8 tcp_flags, __u8 *report)
 {
 	struct ct_key rev;
 	struct ct_entry *e;
@@ -117,17 +123,23 @@ static __always_inline int ct_is_reply(const struct ct_key *k, int closing, __u8
 	ct_reverse(k, &rev);
 	e = bpf_map_lookup_elem(&seta_ct, &rev);
 	if (!e)
-		return 0;
+		return NULL;
 	now = bpf_ktime_get_ns();
 	if (now - e->last_seen > ct_lifetime(&rev, e))
-		return 0;
+		return NULL;
 	e->last_seen = now;
 	e->replies++;
 	if (closing)
 		e->flags |= CT_F_CLOSING;
 	if (report)
 		*report = trace_aggregated() ? ct_report(e, now, tcp_flags, 1) : 0;
-	return 1;
+	return e;
+}
+
+/* ct_is_reply is ct_reply for callers that only need the answer. */
+static __always_inline int ct_is_reply(const struct ct_key *k, int closing, __u8 tcp_flags, __u8 *report)
+{
+	return ct_reply(k, closing, tcp_flags, report) != NULL;
 }
 
 /* ct_live reports whether k, in either direction, is a live connection. */
@@ -154,6 +166,9 @@ struct ct_fwd {
 	struct ct_entry *e; /* NULL: no entry */
 	__u64 now;
 	int   new_conn;     /* no live entry: the packet opens a connection */
+	__u8  set_flags;    /* CT_F_* that ct_track sets on the entry (CT_F_NAT) */
+	__u8  done;         /* the lookup was made already (by the service
+			     * translation, for the translated tuple) */
 };
 
 static __always_inline void ct_lookup(const struct ct_key *k, struct ct_fwd *f)
@@ -161,6 +176,15 @@ static __always_inline void ct_lookup(const struct ct_key *k, struct ct_fwd *f)
 	f->e = bpf_map_lookup_elem(&seta_ct, k);
 	f->now = bpf_ktime_get_ns();
 	f->new_conn = !f->e || f->now - f->e->last_seen > ct_lifetime(k, f->e);
+	f->set_flags = 0;
+	f->done = 1;
+}
+
+/* ct_lookup_once is ct_lookup unless f holds the lookup of k already. */
+static __always_inline void ct_lookup_once(const struct ct_key *k, struct ct_fwd *f)
+{
+	if (!f->done)
+		ct_lookup(k, f);
 }
 
 /* ct_init fills the entry of a connection that packet opens. The first
@@ -194,6 +218,7 @@ static __always_inline int ct_track(const struct ct_key *k, struct ct_fwd *f, in
 		e->packets++;
 		if (closing)
 			e->flags |= CT_F_CLOSING;
+		e->flags |= f->set_flags;
 		if (tr) {
 			tr->reason = TRACE_REASON_CT_ESTABLISHED;
 			tr->report = trace_aggregated() ? ct_report(e, f->now, tcp_flags, 0) : 0;
@@ -207,9 +232,11 @@ static __always_inline int ct_track(const struct ct_key *k, struct ct_fwd *f, in
 	if (e) {
 		/* An expired entry: the tuple is reused by a new connection. */
 		ct_init(e, f->now, closing, tcp_flags);
+		e->flags |= f->set_flags;
 		return 0;
 	}
 	ct_init(&fresh, f->now, closing, tcp_flags);
+	fresh.flags |= f->set_flags;
 	return bpf_map_update_elem(&seta_ct, k, &fresh, BPF_ANY);
 }
 

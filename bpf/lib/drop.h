@@ -15,6 +15,9 @@ enum drop_reason {
 	DROP_UNROUTABLE             = 151, /* bpf_redirect_peer refused the target */
 	DROP_UNKNOWN_ENDPOINT       = 152, /* routed here for an address no endpoint holds */
 	DROP_CT_CREATE_FAILED       = 155, /* conntrack entry could not be created */
+	DROP_NO_SERVICE             = 158, /* a service without backends (answered with ICMP unreachable) */
+	DROP_NAT_NO_MAPPING         = 167, /* no NAT entry could be made (SNAT ports exhausted, map full) */
+	DROP_FIB_LOOKUP_FAILED      = 169, /* no route to forward a translated packet */
 	DROP_POLICY_DENY            = 181, /* a deny rule matched */
 };
 

@@ -2,8 +2,8 @@
 /* Service load balancing: the maps the agent's service control plane writes
  * (pkg/datapath/lb implements loadbalancer.LBMap over them) and the
  * selection helpers every program that translates services shares: the
- * socket programs (bpf_sock.c) today, the tc programs (service DNAT in
- * from-container, NodePort on the node's devices) next.
+ * socket programs (bpf_sock.c) and the tc programs (service DNAT in
+ * from-container, NodePort on the node's devices: lib/lb_nat.h).
  *
  * The model (pkg/loadbalancer): a frontend is an address, port, protocol and
  * scope; its entry in seta_lb_services is "slot 0", which carries the number

@@ -3,7 +3,7 @@
  * anywhere: a BPF_PROG_TYPE_SYSCALL program that pkg/datapath/lb's
  * privileged tests run with BPF_PROG_RUN against maps they fill. It lets
  * the kernel verify and run the paths the socket programs do not take (the
- * Maglev table, affinity by client address), as the tc programs will. */
+ * Maglev table, affinity by client address), as the tc programs do. */
 
 #include "lib/common.h"
 #include "lib/lb.h"

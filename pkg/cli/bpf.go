@@ -31,7 +31,8 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 		Example: `  sudo seta bpf endpoint list
   sudo seta bpf endpoint list --bpf-root ` + config.DefaultBPFRoot + `
   sudo seta bpf metrics list -o json
-  sudo seta bpf lb list`,
+  sudo seta bpf lb list
+  sudo seta bpf nat list`,
 	})
 	cmd.PersistentFlags().StringVar(&bpfRoot, "bpf-root", "",
 		"directory where the agent pins its maps (default: ask the agent)")
@@ -59,7 +60,14 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 	})
 	lbCmd.AddCommand(bpfLBListCmd(g, &bpfRoot))
 
-	cmd.AddCommand(epCmd, mCmd, lbCmd)
+	natCmd := group(&cobra.Command{
+		Use:     "nat",
+		Short:   "Read the datapath's service NAT table (connections translated on the tc path)",
+		Example: "  sudo seta bpf nat list",
+	})
+	natCmd.AddCommand(bpfNATListCmd(g, &bpfRoot))
+
+	cmd.AddCommand(epCmd, mCmd, lbCmd, natCmd)
 	return cmd
 }
 

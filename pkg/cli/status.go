@@ -92,6 +92,11 @@ func statusTable(t *output.Tab, v statusView, verbose bool) {
 	t.Row("Datapath:", mode)
 	t.Row("Kernel:", dp.Kernel)
 	t.Row("BPF root:", dp.BPFRoot)
+	if dp.NodePort {
+		t.Row("NodePort:", "Enabled on "+strings.Join(dp.Devices, ", "))
+	} else {
+		t.Row("NodePort:", "Disabled")
+	}
 	t.Row("Features:", featureSummary(dp.Features, !verbose))
 	t.Row("Endpoints:", v.Endpoints)
 	if p := v.Policy; p != nil {

@@ -59,8 +59,8 @@ type Agent struct {
 	EnableHostFirewall bool `json:"enableHostFirewall"`
 	// NodeLabels are the node's labels, k=v, for nodeSelectors.
 	NodeLabels []string `json:"nodeLabels,omitempty"`
-	// Devices get the host firewall; empty: every device with a global
-	// address except Seta's own.
+	// Devices get the device programs (NodePort, host firewall); empty:
+	// every device with a global address except Seta's own.
 	Devices []string `json:"devices,omitempty"`
 	// PrometheusServeAddr serves /metrics (host:port); empty: off.
 	PrometheusServeAddr string `json:"prometheusServeAddr,omitempty"`
@@ -102,6 +102,13 @@ type Agent struct {
 	BPFLBMapMax int `json:"bpfLBMapMax"`
 	// NodePortRange is the port range of NodePort services, MIN-MAX.
 	NodePortRange string `json:"nodePortRange"`
+	// EnableNodePort translates NodePort and ExternalIP/LoadBalancer
+	// traffic that arrives on Devices from outside the node.
+	EnableNodePort bool `json:"enableNodePort"`
+	// BPFNATGlobalMax is the capacity of the service NAT map of the tc
+	// path (two entries per translated connection), Cilium's
+	// --bpf-nat-global-max.
+	BPFNATGlobalMax int `json:"bpfNATGlobalMax"`
 }
 
 // Default paths.
@@ -128,7 +135,7 @@ func Defaults() Agent {
 		LabelExclusions: labels.DefaultExclusions, IdentityGracePeriod: "15m",
 		EnableHubble: true, HubbleSocketPath: DefaultHubbleSock, HubbleEventBufferCapacity: 4095,
 		MonitorAggregation: "medium", MonitorAggregationInterval: "5s", BPFEventsTraceEnabled: true,
-		EnableSocketLB: true, BPFLBMapMax: 65536,
+		EnableSocketLB: true, BPFLBMapMax: 65536, EnableNodePort: true, BPFNATGlobalMax: 262144,
 		NodePortRange: service.DefaultNodePortRange.String(),
 	}
 }
@@ -179,7 +186,7 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.val.IdentityGracePeriod, "identity-grace-period", d.IdentityGracePeriod, "how long an unused identity is kept before it is freed")
 	fs.BoolVar(&f.val.EnableHostFirewall, "enable-host-firewall", d.EnableHostFirewall, "enforce the node's own policy (nodeSelector rules) on its devices and towards its pods")
 	fs.StringSliceVar(&f.val.NodeLabels, "node-labels", d.NodeLabels, "the node's labels, k=v,..., which nodeSelectors match")
-	fs.StringSliceVar(&f.val.Devices, "devices", d.Devices, "devices for the host firewall (default: every device with a global address)")
+	fs.StringSliceVar(&f.val.Devices, "devices", d.Devices, "devices for NodePort and the host firewall (default: every device with a global address)")
 	fs.StringVar(&f.val.PrometheusServeAddr, "prometheus-serve-addr", d.PrometheusServeAddr, "serve Prometheus metrics at this host:port (e.g. :9962); empty: off")
 	fs.BoolVar(&f.val.EnableHubble, "enable-hubble", d.EnableHubble, "decode datapath events into flows and serve the Hubble observer API")
 	fs.StringVar(&f.val.HubbleSocketPath, "hubble-socket-path", d.HubbleSocketPath, "unix socket of the Hubble observer API")
@@ -193,6 +200,8 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.BoolVar(&f.val.EnableSocketLB, "enable-socket-lb", d.EnableSocketLB, "translate service addresses at the socket level for every process below --cgroup-root")
 	fs.IntVar(&f.val.BPFLBMapMax, "bpf-lb-map-max", d.BPFLBMapMax, "capacity of the service and backend BPF maps (a service takes one entry plus one per backend)")
 	fs.StringVar(&f.val.NodePortRange, "node-port-range", d.NodePortRange, "port range of NodePort services, MIN-MAX")
+	fs.BoolVar(&f.val.EnableNodePort, "enable-node-port", d.EnableNodePort, "translate NodePort and ExternalIP/LoadBalancer traffic arriving on --devices from outside the node")
+	fs.IntVar(&f.val.BPFNATGlobalMax, "bpf-nat-global-max", d.BPFNATGlobalMax, "capacity of the service NAT BPF map of the tc path (two entries per translated connection)")
 	return f
 }
 
@@ -240,6 +249,8 @@ func (f *Flags) Config() (Agent, error) {
 		"node-port-range":              func() { c.NodePortRange = f.val.NodePortRange },
 		"enable-socket-lb":             func() { c.EnableSocketLB = f.val.EnableSocketLB },
 		"bpf-lb-map-max":               func() { c.BPFLBMapMax = f.val.BPFLBMapMax },
+		"enable-node-port":             func() { c.EnableNodePort = f.val.EnableNodePort },
+		"bpf-nat-global-max":           func() { c.BPFNATGlobalMax = f.val.BPFNATGlobalMax },
 	}
 	f.fs.Visit(func(fl *pflag.Flag) {
 		if apply, ok := set[fl.Name]; ok {
@@ -305,6 +316,14 @@ func (c Agent) Validate() error {
 	}
 	if c.BPFLBMapMax < 64 || c.BPFLBMapMax > 1<<24 {
 		bad("bpfLBMapMax", "must be between 64 and 16777216, got %d", c.BPFLBMapMax)
+	}
+	if c.BPFNATGlobalMax < 1024 || c.BPFNATGlobalMax > 1<<24 {
+		bad("bpfNATGlobalMax", "must be between 1024 and 16777216, got %d", c.BPFNATGlobalMax)
+	}
+	for _, d := range c.Devices {
+		if d == "" || len(d) > 15 || strings.ContainsAny(d, "/ \t") {
+			bad("devices", "%q is not a network device name", d)
+		}
 	}
 	if c.PolicyDir != "" && !filepath.IsAbs(c.PolicyDir) {
 		bad("policyDir", "must be an absolute path, got %q", c.PolicyDir)

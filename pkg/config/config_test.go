@@ -61,6 +61,8 @@ func TestInvalid(t *testing.T) {
 		{"unknown key", []string{"--config-file", unknown}, "podCidr"},
 		{"node port range", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--node-port-range", "32767-30000"}, "nodePortRange"},
 		{"missing file", []string{"--config-file", filepath.Join(dir, "nope.yaml")}, "read config file"},
+		{"nat map", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--bpf-nat-global-max", "10"}, "bpfNATGlobalMax"},
+		{"device name", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--devices", "eth0,a/b"}, "devices"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -69,6 +71,17 @@ func TestInvalid(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestNodePortFlags(t *testing.T) {
+	c, err := parse(t, "--ipv4-pod-cidr", "10.1.0.0/24")
+	if err != nil || !c.EnableNodePort || c.BPFNATGlobalMax != 262144 {
+		t.Fatalf("defaults: NodePort %v, NAT map %d, %v", c.EnableNodePort, c.BPFNATGlobalMax, err)
+	}
+	c, err = parse(t, "--ipv4-pod-cidr", "10.1.0.0/24", "--enable-node-port=false", "--bpf-nat-global-max", "4096", "--devices", "eth1")
+	if err != nil || c.EnableNodePort || c.BPFNATGlobalMax != 4096 || len(c.Devices) != 1 {
+		t.Fatalf("flags: %+v, %v", c, err)
 	}
 }
 

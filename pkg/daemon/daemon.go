@@ -59,12 +59,14 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	if pools.V6 != nil {
 		dpCfg.GatewayV6 = pools.V6.Gateway()
 	}
-	if cfg.EnableHostFirewall {
-		dpCfg.HostFirewallDevices = cfg.Devices
-		if len(dpCfg.HostFirewallDevices) == 0 {
-			if dpCfg.HostFirewallDevices, err = linux.HostFirewallDevices(); err != nil {
-				return err
-			}
+	dpCfg.HostFirewall, dpCfg.EnableNodePort = cfg.EnableHostFirewall, cfg.EnableNodePort
+	dpCfg.NATMapSize = uint32(cfg.BPFNATGlobalMax)
+	dpCfg.Devices = cfg.Devices
+	if len(dpCfg.Devices) == 0 {
+		// Also without either feature: a previous agent's attachments
+		// (clsact filters) are found on them.
+		if dpCfg.Devices, err = linux.HostFirewallDevices(); err != nil {
+			return err
 		}
 	}
 	dp, err := datapath.New(log, dpCfg)
@@ -133,8 +135,9 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 			Hubble:  hs,
 			Version: version.String(), NodeName: cfg.NodeName, StartedAt: started.UTC(),
 			Uptime: time.Since(started).Round(time.Second).String(), Endpoints: mgr.Count(),
-			IPAM:     pools.Status(),
-			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: feats, BPFRoot: cfg.BPFRoot},
+			IPAM: pools.Status(),
+			Datapath: v1.DatapathStatus{Mode: string(dp.Mode()), Kernel: rep.Kernel, Features: feats, BPFRoot: cfg.BPFRoot,
+				NodePort: dp.NodePort(), Devices: dp.Devices()},
 			Policy: &v1.PolicyStatus{
 				Enforcement: cfg.PolicyEnforcement, AuditMode: cfg.PolicyAuditMode, HostFirewall: cfg.EnableHostFirewall,
 				Revision: pol.Revision(), Policies: len(pol.Policies()), Identities: len(alloc.List()),

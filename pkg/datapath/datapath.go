@@ -41,9 +41,22 @@ type Config struct {
 	// AuditMode makes every endpoint report policy drops instead of
 	// dropping (agent-wide policy audit mode).
 	AuditMode bool
-	// HostFirewallDevices are the node devices that get the host firewall
-	// programs; empty: no host firewall.
-	HostFirewallDevices []string
+	// Devices are the node's network devices that get the device programs
+	// (bpf/bpf_netdev.c) when HostFirewall or EnableNodePort is on. With
+	// neither, no device gets them, and those a previous agent attached
+	// are detached.
+	Devices []string
+	// HostFirewall enforces the node's own policy on Devices.
+	HostFirewall bool
+	// EnableNodePort translates NodePort and ExternalIP/LoadBalancer
+	// traffic arriving on Devices from outside the node (Cilium's
+	// --enable-node-port). Service translation for pods' packets
+	// (bpf_lxc.c) is always on: it only acts on packets that socket LB
+	// did not translate.
+	EnableNodePort bool
+	// NATMapSize is the capacity of the service NAT map (two entries per
+	// translated connection). Zero: lb.DefaultNATMapSize.
+	NATMapSize uint32
 
 	// TraceEvents turns on trace events (monitor.TypeTrace): packets the
 	// datapath forwards, reported to the event ring as the aggregation
@@ -139,6 +152,8 @@ type Datapath struct {
 	att    *attach.Attacher
 	// cg attaches the socket programs; nil without socket LB.
 	cg *attach.CgroupAttacher
+	// devices carry the device programs.
+	devices []string
 }
 
 // New probes the kernel, prepares the node and loads the programs.
@@ -178,7 +193,8 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	objs, err := loader.Load(loader.Options{BPFRoot: cfg.BPFRoot, EndpointMapSize: cfg.EndpointMapSize,
 		PolicyMapSize: cfg.PolicyMapSize, Trace: trace,
 		LB:       lb.Sizes{Map: cfg.LBMapSize, Affinity: cfg.LBAffinityMapSize, SockRevNat: cfg.LBSockRevNatMapSize},
-		SocketLB: cfg.EnableSocketLB, NodePortMin: npMin, NodePortMax: npMax})
+		SocketLB: cfg.EnableSocketLB, NodePortMin: npMin, NodePortMax: npMax,
+		NATMapSize: cfg.NATMapSize, HostFirewall: cfg.HostFirewall, NodePort: cfg.EnableNodePort})
 	if err != nil {
 		return nil, err
 	}
@@ -198,22 +214,10 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		objs.Close()
 		return nil, fmt.Errorf("attach from-host program: %w", err)
 	}
-	for _, dev := range cfg.HostFirewallDevices {
-		idx, _, ok, err := linux.HostLink(dev)
-		if err == nil && !ok {
-			err = fmt.Errorf("no such device")
-		}
-		if err == nil {
-			err = nodeAtt.Attach(idx, dev, attach.Ingress, objs.FromNetdev)
-		}
-		if err == nil {
-			err = nodeAtt.Attach(idx, dev, attach.Egress, objs.ToNetdev)
-		}
-		if err != nil {
-			objs.Close()
-			return nil, fmt.Errorf("attach host firewall to %s: %w", dev, err)
-		}
-		log.Info("Host firewall attached", "device", dev)
+	devices, err := attachDevices(log, cfg, nodeAtt, objs)
+	if err != nil {
+		objs.Close()
+		return nil, err
 	}
 	cg, err := attachSocketLB(cfg, cgroupRoot, objs)
 	if err != nil {
@@ -226,9 +230,75 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot,
 		"trace-events", trace.Enabled, "monitor-aggregation", MonitorAggregationName(int(trace.Aggregation)),
 		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval,
-		"socket-lb", cfg.EnableSocketLB)
-	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg}, nil
+		"socket-lb", cfg.EnableSocketLB, "node-port", cfg.EnableNodePort, "host-firewall", cfg.HostFirewall,
+		"devices", devices)
+	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg, devices: devices}, nil
 }
+
+// attachDevices puts the device programs on the configured devices when
+// NodePort or the host firewall is on (both halves: the egress half is a
+// no-op without the host firewall), records each device's addresses for
+// NodePort SNAT, and detaches the programs from devices a previous agent
+// attached them to that are no longer wanted. It returns the devices the
+// programs are on.
+func attachDevices(log *slog.Logger, cfg Config, nodeAtt *attach.Attacher, objs *loader.Objects) ([]string, error) {
+	var want []string
+	if cfg.HostFirewall || cfg.EnableNodePort {
+		want = cfg.Devices
+	}
+	var addrs []lb.DeviceAddr
+	keep := map[string]bool{linux.NetDevice: true}
+	for _, dev := range want {
+		idx, devAddrs, err := linux.DeviceAddrs(dev)
+		if err == nil {
+			err = nodeAtt.Attach(idx, dev, attach.Ingress, objs.FromNetdev)
+		}
+		if err == nil {
+			err = nodeAtt.Attach(idx, dev, attach.Egress, objs.ToNetdev)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("attach device programs to %s: %w", dev, err)
+		}
+		keep[dev] = true
+		for _, a := range devAddrs {
+			addrs = append(addrs, lb.DeviceAddr{Ifindex: idx, Addr: a})
+		}
+		log.Info("Device programs attached", "device", dev, "node-port", cfg.EnableNodePort, "host-firewall", cfg.HostFirewall)
+	}
+	if err := objs.NodeAddrs.Sync(addrs); err != nil {
+		return nil, err
+	}
+	// Devices a previous agent attached to (their link pins; in clsact
+	// mode the filters live on the devices, and only the configured ones
+	// are known).
+	stale, err := nodeAtt.PinnedDevices()
+	if err != nil {
+		return nil, err
+	}
+	if len(want) == 0 && nodeAtt.Mode() == attach.ModeClsact {
+		stale = append(stale, cfg.Devices...)
+	}
+	for _, dev := range stale {
+		if keep[dev] {
+			continue
+		}
+		if err := nodeAtt.Detach(dev); err != nil {
+			return nil, fmt.Errorf("detach device programs from %s: %w", dev, err)
+		}
+		log.Info("Device programs detached", "device", dev)
+	}
+	return want, nil
+}
+
+// Devices are the node devices the device programs are attached to (none
+// without NodePort and host firewall).
+func (d *Datapath) Devices() []string { return d.devices }
+
+// NodePort reports whether NodePort translation on the devices is on.
+func (d *Datapath) NodePort() bool { return d.cfg.EnableNodePort }
+
+// NATMap is the tc path's per-connection service NAT table.
+func (d *Datapath) NATMap() *lb.NATMap { return d.objs.NAT }
 
 // attachSocketLB attaches the socket programs to the cgroup root with links
 // pinned under <bpf-root>/sock-links: a restarted agent updates each link

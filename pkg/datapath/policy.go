@@ -6,6 +6,7 @@ import (
 	"net/netip"
 
 	"github.com/seta-net/seta/pkg/datapath/bpf"
+	"github.com/seta-net/seta/pkg/datapath/lb"
 	"github.com/seta-net/seta/pkg/datapath/linux"
 	"github.com/seta-net/seta/pkg/datapath/maps"
 	"github.com/seta-net/seta/pkg/datapath/monitor"
@@ -124,7 +125,7 @@ func (d *Datapath) MapUsage() ([]MapCount, error) {
 		}
 	}{
 		{maps.EndpointsMapName, d.objs.Endpoints}, {maps.PolicyMapName, d.objs.Policy},
-		{maps.IPCacheMapName, d.objs.IPCache}, {maps.CTMapName, d.objs.CT},
+		{maps.IPCacheMapName, d.objs.IPCache}, {maps.CTMapName, d.objs.CT}, {lb.NATMapName, d.objs.NAT},
 	} {
 		n, err := m.m.Count()
 		if err != nil {

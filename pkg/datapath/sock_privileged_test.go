@@ -55,6 +55,7 @@ type clientResult struct {
 //	tcp ADDR N          N connections, one line each
 //	udp ADDR N          one unconnected UDP socket, N sendto/recvfrom
 //	udp-connected ADDR  connect, send, recv, getpeername
+//	udp-each ADDR N     N unconnected UDP sockets, one sendto/recvfrom each
 //	udp-session ADDR    one unconnected UDP socket; a sendto/recvfrom per
 //	                    line on stdin, until EOF
 //
@@ -62,7 +63,7 @@ type clientResult struct {
 func sockClient(args []string) int {
 	out := json.NewEncoder(os.Stdout)
 	if len(args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tcp|udp|udp-connected|udp-session ADDR [N]")
+		fmt.Fprintln(os.Stderr, "usage: tcp|udp|udp-connected|udp-each|udp-session ADDR [N]")
 		return 2
 	}
 	ap, err := netip.ParseAddrPort(args[1])
@@ -98,6 +99,16 @@ func sockClient(args []string) int {
 		}
 	case "udp-connected":
 		out.Encode(udpConnected(ap))
+	case "udp-each":
+		for range n {
+			fd, err := udpSocket(ap)
+			if err != nil {
+				out.Encode(clientResult{Err: errnoName(err)})
+				continue
+			}
+			out.Encode(udpExchange(fd, ap))
+			unix.Close(fd)
+		}
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", args[0])
 		return 2

@@ -69,6 +69,11 @@ type DatapathStatus struct {
 	Kernel   string    `json:"kernel"`
 	Features []Feature `json:"features"`
 	BPFRoot  string    `json:"bpfRoot"`
+	// NodePort: NodePort and ExternalIP/LoadBalancer traffic from outside
+	// the node is translated on Devices.
+	NodePort bool `json:"nodePort"`
+	// Devices carry the device programs (NodePort, host firewall).
+	Devices []string `json:"devices,omitempty"`
 }
 
 // Status is GET /v1/status.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -201,6 +202,43 @@ func (a *Attacher) Release(ifname string) error {
 	for _, d := range []Direction{Ingress, Egress} {
 		if err := os.Remove(a.pinPath(ifname, d)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Detach removes what Seta attached to a device that stays: in tcx mode
+// its link pins (the links go with them), in clsact mode its filters, i.e.
+// direct-action BPF filters whose program is one of Seta's (named cil_*):
+// a filter someone else put on the device is left alone. A device that is
+// gone, or has nothing of Seta's attached, is not an error.
+func (a *Attacher) Detach(ifname string) error {
+	if a.mode == ModeTCX {
+		return a.Release(ifname)
+	}
+	lk, err := netlink.LinkByName(ifname)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, d := range []Direction{Ingress, Egress} {
+		filters, err := netlink.FilterList(lk, clsactParent(d))
+		if err != nil {
+			// No clsact qdisc: nothing attached.
+			continue
+		}
+		for _, f := range filters {
+			bf, ok := f.(*netlink.BpfFilter)
+			if !ok || !bf.DirectAction || !strings.HasPrefix(bf.Name, "cil_") {
+				continue
+			}
+			if err := netlink.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
+				errs = append(errs, fmt.Errorf("delete %s filter of %s: %w", d, ifname, err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -76,6 +76,103 @@ type HostIpcacheValue struct {
 	Flags    uint32
 }
 
+type HostLbAffinityKey struct {
+	_        structs.HostLayout
+	Client   [16]uint8
+	RevNatId uint16
+	Family   uint8
+	Netns    uint8
+}
+
+type HostLbAffinityValue struct {
+	_         structs.HostLayout
+	BackendId uint32
+	LastUsed  uint32
+}
+
+type HostLbBackend struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	State  uint8
+	Flags  uint8
+	Pad    [2]uint8
+}
+
+type HostLbNatEntry struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Peer      [16]uint8
+	Port      uint16
+	PeerPort  uint16
+	BackendId uint32
+	RevNatId  uint16
+	Flags     uint8
+	Pad       uint8
+}
+
+type HostLbNatKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Family uint8
+	Dir    uint8
+	Pad    uint8
+}
+
+type HostLbRevnat struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Pad    uint8
+}
+
+type HostLbServiceKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	Slot   uint16
+	Scope  uint8
+	Pad    uint8
+}
+
+type HostLbServiceValue struct {
+	_               structs.HostLayout
+	BackendId       uint32
+	Count           uint16
+	RevNatId        uint16
+	Flags           uint16
+	Pad             uint16
+	AffinityTimeout uint32
+}
+
+type HostLbSockKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Proto  uint8
+	Kind   uint8
+	Pad    [3]uint8
+}
+
+type HostLbSockValue struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Port      uint16
+	RevNatId  uint16
+	BackendId uint32
+}
+
 type HostMetricsKey struct {
 	_      structs.HostLayout
 	Reason uint8
@@ -87,6 +184,18 @@ type HostMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type HostNodeAddr struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
+type HostNodeAddrKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Family  uint8
+	Pad     [3]uint8
 }
 
 type HostPolicyEntry struct {
@@ -119,12 +228,25 @@ const (
 	HostMapSetaEvents                     = "seta_events"
 	HostMapSetaEventsLost                 = "seta_events_lost"
 	HostMapSetaIpcache                    = "seta_ipcache"
+	HostMapSetaLbAffinity                 = "seta_lb_affinity"
+	HostMapSetaLbBackends                 = "seta_lb_backends"
+	HostMapSetaLbMaglev                   = "seta_lb_maglev"
+	HostMapSetaLbNat                      = "seta_lb_nat"
+	HostMapSetaLbRevnat                   = "seta_lb_revnat"
+	HostMapSetaLbScratch                  = "seta_lb_scratch"
+	HostMapSetaLbServices                 = "seta_lb_services"
+	HostMapSetaLbSockRevnat               = "seta_lb_sock_revnat"
 	HostMapSetaMetrics                    = "seta_metrics"
+	HostMapSetaNodeAddrs                  = "seta_node_addrs"
 	HostMapSetaPolicy                     = "seta_policy"
 	HostProgCilFromHost                   = "cil_from_host"
 	HostVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	HostVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	HostVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	HostVarSetaNatPortMax                 = "seta_nat_port_max"
+	HostVarSetaNatPortMin                 = "seta_nat_port_min"
+	HostVarSetaNodeportMax                = "seta_nodeport_max"
+	HostVarSetaNodeportMin                = "seta_nodeport_min"
 	HostVarSetaTraceEvents                = "seta_trace_events"
 )
 
@@ -177,14 +299,23 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
-	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.MapSpec `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -194,6 +325,10 @@ type HostVariableSpecs struct {
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.VariableSpec `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.VariableSpec `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.VariableSpec `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.VariableSpec `ebpf:"seta_nodeport_min"`
 	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
 
@@ -217,14 +352,23 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
-	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.Map `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.Map `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *HostMaps) Close() error {
@@ -235,7 +379,16 @@ func (m *HostMaps) Close() error {
 		m.SetaEvents,
 		m.SetaEventsLost,
 		m.SetaIpcache,
+		m.SetaLbAffinity,
+		m.SetaLbBackends,
+		m.SetaLbMaglev,
+		m.SetaLbNat,
+		m.SetaLbRevnat,
+		m.SetaLbScratch,
+		m.SetaLbServices,
+		m.SetaLbSockRevnat,
 		m.SetaMetrics,
+		m.SetaNodeAddrs,
 		m.SetaPolicy,
 	)
 }
@@ -247,6 +400,10 @@ type HostVariables struct {
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.Variable `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.Variable `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.Variable `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.Variable `ebpf:"seta_nodeport_min"`
 	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }
 

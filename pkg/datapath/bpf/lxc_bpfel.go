@@ -75,6 +75,9 @@ const (
 	LxcDropReasonDROP_UNROUTABLE        LxcDropReason = 151
 	LxcDropReasonDROP_UNKNOWN_ENDPOINT  LxcDropReason = 152
 	LxcDropReasonDROP_CT_CREATE_FAILED  LxcDropReason = 155
+	LxcDropReasonDROP_NO_SERVICE        LxcDropReason = 158
+	LxcDropReasonDROP_NAT_NO_MAPPING    LxcDropReason = 167
+	LxcDropReasonDROP_FIB_LOOKUP_FAILED LxcDropReason = 169
 	LxcDropReasonDROP_POLICY_DENY       LxcDropReason = 181
 )
 
@@ -125,6 +128,118 @@ type LxcIpcacheValue struct {
 	Flags    uint32
 }
 
+type LxcLbAffinityKey struct {
+	_        structs.HostLayout
+	Client   [16]uint8
+	RevNatId uint16
+	Family   uint8
+	Netns    uint8
+}
+
+type LxcLbAffinityValue struct {
+	_         structs.HostLayout
+	BackendId uint32
+	LastUsed  uint32
+}
+
+type LxcLbBackend struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	State  uint8
+	Flags  uint8
+	Pad    [2]uint8
+}
+
+type LxcLbNatDir uint32
+
+const (
+	LxcLbNatDirLB_NAT_FWD LxcLbNatDir = 0
+	LxcLbNatDirLB_NAT_REV LxcLbNatDir = 1
+)
+
+type LxcLbNatEntry struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Peer      [16]uint8
+	Port      uint16
+	PeerPort  uint16
+	BackendId uint32
+	RevNatId  uint16
+	Flags     uint8
+	Pad       uint8
+}
+
+type LxcLbNatFlags uint32
+
+const (
+	LxcLbNatFlagsLB_NAT_F_SNAT     LxcLbNatFlags = 1
+	LxcLbNatFlagsLB_NAT_F_HAIRPIN  LxcLbNatFlags = 2
+	LxcLbNatFlagsLB_NAT_F_EXTERNAL LxcLbNatFlags = 4
+)
+
+type LxcLbNatKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Family uint8
+	Dir    uint8
+	Pad    uint8
+}
+
+type LxcLbRevnat struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Pad    uint8
+}
+
+type LxcLbServiceKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	Slot   uint16
+	Scope  uint8
+	Pad    uint8
+}
+
+type LxcLbServiceValue struct {
+	_               structs.HostLayout
+	BackendId       uint32
+	Count           uint16
+	RevNatId        uint16
+	Flags           uint16
+	Pad             uint16
+	AffinityTimeout uint32
+}
+
+type LxcLbSockKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Proto  uint8
+	Kind   uint8
+	Pad    [3]uint8
+}
+
+type LxcLbSockValue struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Port      uint16
+	RevNatId  uint16
+	BackendId uint32
+}
+
 type LxcMetricsKey struct {
 	_      structs.HostLayout
 	Reason uint8
@@ -147,6 +262,18 @@ const (
 	LxcMonitorAggregationMONITOR_AGGREGATION_MEDIUM  LxcMonitorAggregation = 3
 	LxcMonitorAggregationMONITOR_AGGREGATION_MAXIMUM LxcMonitorAggregation = 4
 )
+
+type LxcNodeAddr struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
+type LxcNodeAddrKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Family  uint8
+	Pad     [3]uint8
+}
 
 type LxcPolicyEntry struct {
 	_         structs.HostLayout
@@ -190,6 +317,8 @@ type LxcSharedTypes struct {
 	Trace       uint32
 	Match       uint32
 	Aggregation uint32
+	NatDir      uint32
+	NatFlags    uint32
 	Ev          struct {
 		_           structs.HostLayout
 		Timestamp   uint64
@@ -219,6 +348,39 @@ type LxcSharedTypes struct {
 			Pad    [2]uint8
 		}
 	}
+	NatKey struct {
+		_      structs.HostLayout
+		Saddr  [16]uint8
+		Daddr  [16]uint8
+		Sport  uint16
+		Dport  uint16
+		Proto  uint8
+		Family uint8
+		Dir    uint8
+		Pad    uint8
+	}
+	NatEntry struct {
+		_         structs.HostLayout
+		Addr      [16]uint8
+		Peer      [16]uint8
+		Port      uint16
+		PeerPort  uint16
+		BackendId uint32
+		RevNatId  uint16
+		Flags     uint8
+		Pad       uint8
+	}
+	NodeAddrKey struct {
+		_       structs.HostLayout
+		Ifindex uint32
+		Family  uint8
+		Pad     [3]uint8
+	}
+	NodeAddr struct {
+		_    structs.HostLayout
+		Addr [16]uint8
+	}
+	_ [4]byte
 }
 
 type LxcTracePoint uint32
@@ -264,12 +426,25 @@ const (
 	LxcMapSetaEvents                     = "seta_events"
 	LxcMapSetaEventsLost                 = "seta_events_lost"
 	LxcMapSetaIpcache                    = "seta_ipcache"
+	LxcMapSetaLbAffinity                 = "seta_lb_affinity"
+	LxcMapSetaLbBackends                 = "seta_lb_backends"
+	LxcMapSetaLbMaglev                   = "seta_lb_maglev"
+	LxcMapSetaLbNat                      = "seta_lb_nat"
+	LxcMapSetaLbRevnat                   = "seta_lb_revnat"
+	LxcMapSetaLbScratch                  = "seta_lb_scratch"
+	LxcMapSetaLbServices                 = "seta_lb_services"
+	LxcMapSetaLbSockRevnat               = "seta_lb_sock_revnat"
 	LxcMapSetaMetrics                    = "seta_metrics"
+	LxcMapSetaNodeAddrs                  = "seta_node_addrs"
 	LxcMapSetaPolicy                     = "seta_policy"
 	LxcProgCilFromContainer              = "cil_from_container"
 	LxcVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	LxcVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	LxcVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	LxcVarSetaNatPortMax                 = "seta_nat_port_max"
+	LxcVarSetaNatPortMin                 = "seta_nat_port_min"
+	LxcVarSetaNodeportMax                = "seta_nodeport_max"
+	LxcVarSetaNodeportMin                = "seta_nodeport_min"
 	LxcVarSetaSharedTypes                = "seta_shared_types"
 	LxcVarSetaTraceEvents                = "seta_trace_events"
 )
@@ -323,14 +498,23 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
-	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.MapSpec `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -340,6 +524,10 @@ type LxcVariableSpecs struct {
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.VariableSpec `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.VariableSpec `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.VariableSpec `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.VariableSpec `ebpf:"seta_nodeport_min"`
 	SetaSharedTypes                *ebpf.VariableSpec `ebpf:"seta_shared_types"`
 	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
@@ -364,14 +552,23 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
-	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.Map `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.Map `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *LxcMaps) Close() error {
@@ -382,7 +579,16 @@ func (m *LxcMaps) Close() error {
 		m.SetaEvents,
 		m.SetaEventsLost,
 		m.SetaIpcache,
+		m.SetaLbAffinity,
+		m.SetaLbBackends,
+		m.SetaLbMaglev,
+		m.SetaLbNat,
+		m.SetaLbRevnat,
+		m.SetaLbScratch,
+		m.SetaLbServices,
+		m.SetaLbSockRevnat,
 		m.SetaMetrics,
+		m.SetaNodeAddrs,
 		m.SetaPolicy,
 	)
 }
@@ -394,6 +600,10 @@ type LxcVariables struct {
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.Variable `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.Variable `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.Variable `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.Variable `ebpf:"seta_nodeport_min"`
 	SetaSharedTypes                *ebpf.Variable `ebpf:"seta_shared_types"`
 	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }

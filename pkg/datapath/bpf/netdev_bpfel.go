@@ -76,6 +76,103 @@ type NetdevIpcacheValue struct {
 	Flags    uint32
 }
 
+type NetdevLbAffinityKey struct {
+	_        structs.HostLayout
+	Client   [16]uint8
+	RevNatId uint16
+	Family   uint8
+	Netns    uint8
+}
+
+type NetdevLbAffinityValue struct {
+	_         structs.HostLayout
+	BackendId uint32
+	LastUsed  uint32
+}
+
+type NetdevLbBackend struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	State  uint8
+	Flags  uint8
+	Pad    [2]uint8
+}
+
+type NetdevLbNatEntry struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Peer      [16]uint8
+	Port      uint16
+	PeerPort  uint16
+	BackendId uint32
+	RevNatId  uint16
+	Flags     uint8
+	Pad       uint8
+}
+
+type NetdevLbNatKey struct {
+	_      structs.HostLayout
+	Saddr  [16]uint8
+	Daddr  [16]uint8
+	Sport  uint16
+	Dport  uint16
+	Proto  uint8
+	Family uint8
+	Dir    uint8
+	Pad    uint8
+}
+
+type NetdevLbRevnat struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Pad    uint8
+}
+
+type NetdevLbServiceKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Proto  uint8
+	Family uint8
+	Slot   uint16
+	Scope  uint8
+	Pad    uint8
+}
+
+type NetdevLbServiceValue struct {
+	_               structs.HostLayout
+	BackendId       uint32
+	Count           uint16
+	RevNatId        uint16
+	Flags           uint16
+	Pad             uint16
+	AffinityTimeout uint32
+}
+
+type NetdevLbSockKey struct {
+	_      structs.HostLayout
+	Cookie uint64
+	Addr   [16]uint8
+	Port   uint16
+	Family uint8
+	Proto  uint8
+	Kind   uint8
+	Pad    [3]uint8
+}
+
+type NetdevLbSockValue struct {
+	_         structs.HostLayout
+	Addr      [16]uint8
+	Port      uint16
+	RevNatId  uint16
+	BackendId uint32
+}
+
 type NetdevMetricsKey struct {
 	_      structs.HostLayout
 	Reason uint8
@@ -87,6 +184,18 @@ type NetdevMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64
 	Bytes   uint64
+}
+
+type NetdevNodeAddr struct {
+	_    structs.HostLayout
+	Addr [16]uint8
+}
+
+type NetdevNodeAddrKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Family  uint8
+	Pad     [3]uint8
 }
 
 type NetdevPolicyEntry struct {
@@ -119,13 +228,28 @@ const (
 	NetdevMapSetaEvents                     = "seta_events"
 	NetdevMapSetaEventsLost                 = "seta_events_lost"
 	NetdevMapSetaIpcache                    = "seta_ipcache"
+	NetdevMapSetaLbAffinity                 = "seta_lb_affinity"
+	NetdevMapSetaLbBackends                 = "seta_lb_backends"
+	NetdevMapSetaLbMaglev                   = "seta_lb_maglev"
+	NetdevMapSetaLbNat                      = "seta_lb_nat"
+	NetdevMapSetaLbRevnat                   = "seta_lb_revnat"
+	NetdevMapSetaLbScratch                  = "seta_lb_scratch"
+	NetdevMapSetaLbServices                 = "seta_lb_services"
+	NetdevMapSetaLbSockRevnat               = "seta_lb_sock_revnat"
 	NetdevMapSetaMetrics                    = "seta_metrics"
+	NetdevMapSetaNodeAddrs                  = "seta_node_addrs"
 	NetdevMapSetaPolicy                     = "seta_policy"
 	NetdevProgCilFromNetdev                 = "cil_from_netdev"
 	NetdevProgCilToNetdev                   = "cil_to_netdev"
+	NetdevVarSetaEnableHostFirewall         = "seta_enable_host_firewall"
+	NetdevVarSetaEnableNodePort             = "seta_enable_node_port"
 	NetdevVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	NetdevVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	NetdevVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
+	NetdevVarSetaNatPortMax                 = "seta_nat_port_max"
+	NetdevVarSetaNatPortMin                 = "seta_nat_port_min"
+	NetdevVarSetaNodeportMax                = "seta_nodeport_max"
+	NetdevVarSetaNodeportMin                = "seta_nodeport_min"
 	NetdevVarSetaTraceEvents                = "seta_trace_events"
 )
 
@@ -179,23 +303,38 @@ type NetdevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetdevMapSpecs struct {
-	SetaCt         *ebpf.MapSpec `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.MapSpec `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.MapSpec `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // NetdevVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetdevVariableSpecs struct {
+	SetaEnableHostFirewall         *ebpf.VariableSpec `ebpf:"seta_enable_host_firewall"`
+	SetaEnableNodePort             *ebpf.VariableSpec `ebpf:"seta_enable_node_port"`
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.VariableSpec `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.VariableSpec `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.VariableSpec `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.VariableSpec `ebpf:"seta_nodeport_min"`
 	SetaTraceEvents                *ebpf.VariableSpec `ebpf:"seta_trace_events"`
 }
 
@@ -219,14 +358,23 @@ func (o *NetdevObjects) Close() error {
 //
 // It can be passed to LoadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetdevMaps struct {
-	SetaCt         *ebpf.Map `ebpf:"seta_ct"`
-	SetaEndpoints  *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats    *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents     *ebpf.Map `ebpf:"seta_events"`
-	SetaEventsLost *ebpf.Map `ebpf:"seta_events_lost"`
-	SetaIpcache    *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaMetrics    *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy     *ebpf.Map `ebpf:"seta_policy"`
+	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.Map `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.Map `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *NetdevMaps) Close() error {
@@ -237,7 +385,16 @@ func (m *NetdevMaps) Close() error {
 		m.SetaEvents,
 		m.SetaEventsLost,
 		m.SetaIpcache,
+		m.SetaLbAffinity,
+		m.SetaLbBackends,
+		m.SetaLbMaglev,
+		m.SetaLbNat,
+		m.SetaLbRevnat,
+		m.SetaLbScratch,
+		m.SetaLbServices,
+		m.SetaLbSockRevnat,
 		m.SetaMetrics,
+		m.SetaNodeAddrs,
 		m.SetaPolicy,
 	)
 }
@@ -246,9 +403,15 @@ func (m *NetdevMaps) Close() error {
 //
 // It can be passed to LoadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetdevVariables struct {
+	SetaEnableHostFirewall         *ebpf.Variable `ebpf:"seta_enable_host_firewall"`
+	SetaEnableNodePort             *ebpf.Variable `ebpf:"seta_enable_node_port"`
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
+	SetaNatPortMax                 *ebpf.Variable `ebpf:"seta_nat_port_max"`
+	SetaNatPortMin                 *ebpf.Variable `ebpf:"seta_nat_port_min"`
+	SetaNodeportMax                *ebpf.Variable `ebpf:"seta_nodeport_max"`
+	SetaNodeportMin                *ebpf.Variable `ebpf:"seta_nodeport_min"`
 	SetaTraceEvents                *ebpf.Variable `ebpf:"seta_trace_events"`
 }
 

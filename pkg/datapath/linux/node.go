@@ -131,6 +131,26 @@ func HostFirewallDevices() ([]string, error) {
 	return out, nil
 }
 
+// DeviceAddrs returns a device's ifindex and its global unicast addresses
+// (the node's addresses on it, for NodePort SNAT).
+func DeviceAddrs(name string) (int, []netip.Addr, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return 0, nil, fmt.Errorf("device %s: %w", name, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return 0, nil, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok && ip.Unmap().IsGlobalUnicast() {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return l.Attrs().Index, out, nil
+}
+
 // HostAddrs lists every global unicast address of the node, seta_host's
 // gateway addresses included: traffic from them comes from the host.
 func HostAddrs() ([]netip.Addr, error) {

@@ -42,8 +42,15 @@ type Options struct {
 	// still run the rest of the datapath.
 	SocketLB bool
 	// NodePortMin and NodePortMax are the NodePort range, inclusive, for
-	// the socket programs; zero keeps the default (30000-32767).
+	// the socket and tc programs; zero keeps the default (30000-32767).
 	NodePortMin, NodePortMax uint16
+	// NATMapSize is the capacity of the service NAT map (seta_lb_nat: two
+	// entries per translated connection), Cilium's --bpf-nat-global-max.
+	// Zero keeps the default (262144).
+	NATMapSize uint32
+	// HostFirewall and NodePort switch the features of the device
+	// programs (bpf/bpf_netdev.c); the programs are loaded either way.
+	HostFirewall, NodePort bool
 }
 
 // Trace is the load-time configuration of trace events (bpf/lib/trace.h),
@@ -95,11 +102,36 @@ func setTrace(cs *ebpf.CollectionSpec, t Trace) error {
 	return nil
 }
 
-// Names of the NodePort range constants in bpf/bpf_sock.c.
+// Names of the NodePort range constants in bpf/lib/lb_frontend.h.
 const (
 	varNodePortMin = "seta_nodeport_min"
 	varNodePortMax = "seta_nodeport_max"
 )
+
+// Names of the feature switches of bpf/bpf_netdev.c.
+const (
+	varEnableHostFirewall = "seta_enable_host_firewall"
+	varEnableNodePort     = "seta_enable_node_port"
+)
+
+// setSwitches writes the device programs' feature switches into a
+// collection that has them.
+func setSwitches(cs *ebpf.CollectionSpec, opts Options) error {
+	for name, on := range map[string]bool{varEnableHostFirewall: opts.HostFirewall, varEnableNodePort: opts.NodePort} {
+		vs, ok := cs.Variables[name]
+		if !ok {
+			continue
+		}
+		var v uint8
+		if on {
+			v = 1
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("load datapath: set %s: %w", name, err)
+		}
+	}
+	return nil
+}
 
 // setNodePort writes the NodePort range into a collection that has it.
 func setNodePort(cs *ebpf.CollectionSpec, lo, hi uint16) error {
@@ -129,7 +161,8 @@ type Objects struct {
 	FromContainer *ebpf.Program
 	// FromHost goes on the ingress of seta_net, once per node.
 	FromHost *ebpf.Program
-	// FromNetdev and ToNetdev are the host firewall on the node's devices.
+	// FromNetdev and ToNetdev go on the node's devices: NodePort and the
+	// host firewall.
 	FromNetdev *ebpf.Program
 	ToNetdev   *ebpf.Program
 	Endpoints  *maps.EndpointMap
@@ -143,6 +176,10 @@ type Objects struct {
 	EventsLost *ebpf.Map
 	// LB are the service load-balancing maps.
 	LB *lb.Map
+	// NAT is the tc path's per-connection service NAT table.
+	NAT *lb.NATMap
+	// NodeAddrs is the node's address per device, for NodePort SNAT.
+	NodeAddrs *lb.NodeAddrMap
 	// Sock are the socket load-balancing programs, one per cgroup hook
 	// (empty without Options.SocketLB).
 	Sock []SockProg
@@ -243,6 +280,8 @@ func Load(opts Options) (*Objects, error) {
 	o.IPCache = maps.NewIPCacheMap(o.lxc.SetaIpcache)
 	o.CT = maps.NewCTMap(o.lxc.SetaCt)
 	o.Events, o.EventsLost = o.lxc.SetaEvents, o.lxc.SetaEventsLost
+	o.NAT = lb.NewNATMap(o.lxc.SetaLbNat)
+	o.NodeAddrs = lb.NewNodeAddrMap(o.lxc.SetaNodeAddrs)
 	return o, nil
 }
 
@@ -299,11 +338,15 @@ func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) err
 	setSize(maps.EndpointsMapName, opts.EndpointMapSize)
 	setSize(maps.EpStatsMapName, opts.EndpointMapSize)
 	setSize(maps.PolicyMapName, opts.PolicyMapSize)
+	setSize(lb.NATMapName, opts.NATMapSize)
 	opts.LB.Apply(cs)
 	if err := setTrace(cs, opts.Trace); err != nil {
 		return err
 	}
 	if err := setNodePort(cs, opts.NodePortMin, opts.NodePortMax); err != nil {
+		return err
+	}
+	if err := setSwitches(cs, opts); err != nil {
 		return err
 	}
 	err = cs.LoadAndAssign(objs, &ebpf.CollectionOptions{

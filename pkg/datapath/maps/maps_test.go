@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
 )
 
 func TestEndpointKeyRoundTrip(t *testing.T) {
@@ -35,9 +37,35 @@ func TestEndpointInfo(t *testing.T) {
 	}
 }
 
+// Every drop reason has Hubble's number for it, so flows carry the code
+// Hubble names (flowpb.DropReason); a reason Hubble does not know would
+// print as a bare number there.
+func TestReasonsAreHubbles(t *testing.T) {
+	want := map[Reason]flowpb.DropReason{
+		132: flowpb.DropReason_INVALID_SOURCE_IP, 133: flowpb.DropReason_POLICY_DENIED,
+		134: flowpb.DropReason_INVALID_PACKET_DROPPED, 151: flowpb.DropReason_STALE_OR_UNROUTABLE_IP,
+		152: flowpb.DropReason_NO_MATCHING_LOCAL_CONTAINER_FOUND, 155: flowpb.DropReason_CT_MAP_INSERTION_FAILED,
+		158: flowpb.DropReason_SERVICE_BACKEND_NOT_FOUND, 167: flowpb.DropReason_NO_MAPPING_FOR_NAT_MASQUERADE,
+		169: flowpb.DropReason_FIB_LOOKUP_FAILED, 181: flowpb.DropReason_POLICY_DENY,
+	}
+	for r := range reasonNames {
+		if r == 0 {
+			continue
+		}
+		if w, ok := want[r]; !ok || flowpb.DropReason(r) != w {
+			t.Errorf("reason %d (%s) is Hubble's %s, want it listed here as such", r, r, flowpb.DropReason(r))
+		}
+	}
+}
+
 func TestReasonNames(t *testing.T) {
 	if Reason(0).String() != "Forwarded" || Reason(132).String() != "Invalid source ip" || Reason(181).String() != "Policy denied by denylist" {
 		t.Error("reason names do not match bpf/lib/drop.h")
+	}
+	for r, want := range map[Reason]string{158: "Service backend not found", 167: "No mapping for NAT masquerade", 169: "FIB lookup failed"} {
+		if r.String() != want {
+			t.Errorf("reason %d = %q, want %q", r, r.String(), want)
+		}
 	}
 	if Reason(250).String() != "Unknown reason 250" {
 		t.Errorf("unknown reason: %s", Reason(250))

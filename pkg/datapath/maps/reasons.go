@@ -20,6 +20,9 @@ var reasonNames = map[Reason]string{
 	Reason(bpf.LxcDropReasonDROP_UNKNOWN_ENDPOINT):  "No matching local container found",
 	Reason(bpf.LxcDropReasonDROP_CT_CREATE_FAILED):  "CT: Map insertion failed",
 	Reason(bpf.LxcDropReasonDROP_POLICY_DENY):       "Policy denied by denylist",
+	Reason(bpf.LxcDropReasonDROP_NO_SERVICE):        "Service backend not found",
+	Reason(bpf.LxcDropReasonDROP_NAT_NO_MAPPING):    "No mapping for NAT masquerade",
+	Reason(bpf.LxcDropReasonDROP_FIB_LOOKUP_FAILED): "FIB lookup failed",
 }
 
 func (r Reason) String() string {
