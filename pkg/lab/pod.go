@@ -200,6 +200,7 @@ func RunPod(ctx context.Context, o RunOptions) (*Pod, error) {
 			teardownPod(ctx, st, p)
 			return nil, err
 		}
+		waitReady(st, p, o.Out)
 	}
 	before := Frontends(st)
 	st.Pods = append(st.Pods, p)

@@ -50,6 +50,11 @@ Commands:
   rr ADDR        request/response round trips on one connection; report rate and latency
   blast ADDR     send UDP datagrams at a fixed rate for a while, not waiting for replies
   dns NAME       send one DNS query and print the answer records (or the error code)
+  perf-serve     byte echo servers for perf (TCP and UDP), on blocking sockets
+  perf ADDR      netperf's TCP_RR, TCP_CRR or UDP_RR against perf-serve; report rate and latency
+  serve-peer     TCP and UDP echo servers whose replies name the client address they saw
+  conns ADDR     short TCP connections one after another; report which server answered each
+  udpflow ADDR   datagrams from one unconnected UDP socket; report which server answered each
 
 ADDR is host:port, e.g. 10.0.0.5:7000 or [fd00::5]:7000.
 Flags may come before or after the arguments, as -flag or --flag.
@@ -95,6 +100,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runBlast(ctx, rest, stdout, stderr)
 	case "dns":
 		return runDNS(ctx, rest, stdout, stderr)
+	case "perf-serve":
+		return runPerfServe(ctx, rest, stdout, stderr)
+	case "perf":
+		return runPerf(ctx, rest, stdout, stderr)
+	case "serve-peer":
+		return runServePeer(ctx, rest, stdout, stderr)
+	case "conns":
+		return runConns(ctx, rest, stdout, stderr)
+	case "udpflow":
+		return runUDPFlow(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "seta-nettool: unknown command %q\n\n%s", args[0], usageText)
 		return exitUsage
