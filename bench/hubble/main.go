@@ -535,6 +535,13 @@ func blast(ctx context.Context, ns, addr string, l loadSpec, dur time.Duration, 
 
 func lossOnce(ctx context.Context, st *lab.State, other *lab.Pod, addr string, l loadSpec, dur time.Duration) (lossRun, error) {
 	r := lossRun{load: l, dur: dur}
+	// Events from before the run may still wait in the event ring (the
+	// reader polls it every monitor.PollInterval): let them be counted
+	// before the run starts, not in it.
+	c := client.New(st.Nodes[0].Socket, 10*time.Second)
+	if err := waitFlowsSettled(ctx, c); err != nil {
+		return r, err
+	}
 	k0, err := readCounters(ctx, st)
 	if err != nil {
 		return r, err
@@ -548,20 +555,9 @@ func lossOnce(ctx context.Context, st *lab.State, other *lab.Pod, addr string, l
 	if err := blast(ctx, other.NetNS, addr, l, dur, &r); err != nil {
 		return r, err
 	}
-	// Let the agent drain the ring: wait until the flows seen stop moving.
-	c := client.New(st.Nodes[0].Socket, 10*time.Second)
-	last, stable := uint64(math.MaxUint64), 0
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && stable < 3; {
-		s, err := c.Status(ctx)
-		if err != nil {
-			return r, err
-		}
-		if s.Hubble.SeenFlows == last {
-			stable++
-		} else {
-			stable, last = 0, s.Hubble.SeenFlows
-		}
-		time.Sleep(100 * time.Millisecond)
+	// Let the agent drain the ring.
+	if err := waitFlowsSettled(ctx, c); err != nil {
+		return r, err
 	}
 	tick1, err := procTicks(st.Nodes[0].Agent.PID)
 	if err != nil {
@@ -578,6 +574,25 @@ func lossOnce(ctx context.Context, st *lab.State, other *lab.Pod, addr string, l
 	r.drops, r.policyDrops, r.hubDrops = k1.drops-k0.drops, k1.policyDrops-k0.policyDrops, k1.hubbleDrops-k0.hubbleDrops
 	r.seen, r.grpcSeen, r.lost, r.decErr = k1.seen-k0.seen, k1.grpcSeen-k0.grpcSeen, k1.lost-k0.lost, k1.decErr-k0.decErr
 	return r, nil
+}
+
+// waitFlowsSettled waits (at most 15 s) until the agent's count of flows
+// seen has not moved for 300 ms, six times the reader's poll interval.
+func waitFlowsSettled(ctx context.Context, c *client.Client) error {
+	last, stable := uint64(math.MaxUint64), 0
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && stable < 3; {
+		s, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if s.Hubble.SeenFlows == last {
+			stable++
+		} else {
+			stable, last = 0, s.Hubble.SeenFlows
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil
 }
 
 func lossBench(ctx context.Context, w io.Writer, st *lab.State, other *lab.Pod, addr string) error {

@@ -3,6 +3,7 @@ package monitor
 import (
 	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 	"time"
@@ -127,5 +128,97 @@ func TestMatchTypeNames(t *testing.T) {
 	if TraceToLxc != 0 || TraceToStack != 3 || TraceFromNetwork != 10 || TraceToNetwork != 11 ||
 		TraceReasonCTReply != 2 || TraceReasonCTRelated != 3 || TypeTrace != 3 {
 		t.Error("trace points or reasons do not follow Cilium's numbering")
+	}
+}
+
+// referenceDecode is Decode written against the generated mirror's fields,
+// read with binary.Read: the field decoder must agree with it on every
+// byte of the wire format.
+func referenceDecode(t *testing.T, raw []byte, boot time.Time) Event {
+	t.Helper()
+	var ev bpf.LxcDatapathEvent
+	if err := binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ntohs := func(v uint16) uint16 { return htons(v) }
+	out := Event{
+		Time: boot.Add(time.Duration(ev.Timestamp)), Type: Type(ev.Type),
+		Ingress: ev.Dir == uint8(bpf.LxcTrafficDirDIR_INGRESS), Audit: ev.Audit != 0, EndpointID: ev.EpId,
+		SrcIdentity: ev.SrcIdentity, DstIdentity: ev.DstIdentity, Cookie: ev.Cookie, Ifindex: ev.Ifindex,
+		Length: ev.Len, Proto: ev.Tuple.Proto, L4Port: ntohs(ev.L4Port), TCPFlags: ev.TcpFlags,
+		SrcPort: ntohs(ev.Tuple.Sport), DstPort: ntohs(ev.Tuple.Dport),
+	}
+	if out.Type == TypeTrace {
+		out.TracePoint, out.TraceReason = ev.ObsPoint, ev.Reason
+		out.IsReply = ev.Reason == TraceReasonCTReply
+	} else {
+		out.Reason, out.MatchType = ev.Reason, ev.MatchType
+		out.Allowed = out.Type == TypePolicyVerdict && ev.Reason == 0 && ev.Audit == 0
+	}
+	if ev.Tuple.Family == uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV4) {
+		out.Src = netip.AddrFrom4([4]byte(ev.Tuple.Saddr[:4]))
+		out.Dst = netip.AddrFrom4([4]byte(ev.Tuple.Daddr[:4]))
+	} else {
+		out.Src = netip.AddrFrom16(ev.Tuple.Saddr)
+		out.Dst = netip.AddrFrom16(ev.Tuple.Daddr)
+	}
+	return out
+}
+
+// Random events, every field random (the type, the family and the verdict
+// bits drawn from their interesting values so every branch is taken),
+// encoded with binary.Write from the mirror: the field decoder reads what
+// binary.Read of the mirror reads, so its offsets cannot drift from the C.
+func TestDecodeMatchesMirror(t *testing.T) {
+	if eventSize != binary.Size(bpf.LxcDatapathEvent{}) {
+		t.Fatalf("the mirror has %d bytes in memory and %d on the wire: implicit padding",
+			eventSize, binary.Size(bpf.LxcDatapathEvent{}))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	boot := time.Unix(1000, 0)
+	types := []uint8{uint8(TypeDrop), uint8(TypePolicyVerdict), uint8(TypeTrace), 0, 9}
+	families := []uint8{uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV4), uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV6)}
+	for i := range 2000 {
+		raw := make([]byte, eventSize)
+		for j := range raw {
+			raw[j] = byte(rng.Uint32())
+		}
+		var ev bpf.LxcDatapathEvent
+		binary.Read(bytes.NewReader(raw), binary.NativeEndian, &ev)
+		ev.Type, ev.Tuple.Family = types[i%len(types)], families[(i/len(types))%2]
+		if i%3 == 0 {
+			ev.Reason, ev.Audit = 0, 0
+		}
+		enc := encode(t, &ev)
+		got, err := Decode(enc, boot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := referenceDecode(t, enc, boot); got != want {
+			t.Fatalf("event %d (% x):\nDecode    %+v\nreference %+v", i, enc, got, want)
+		}
+		// A longer sample decodes the same (the ring pads to 8 bytes).
+		if got2, err := Decode(append(enc, 0, 0, 0), boot); err != nil || got2 != got {
+			t.Fatalf("event %d with trailing bytes: %+v, %v", i, got2, err)
+		}
+	}
+	for _, n := range []int{0, 1, eventSize - 1} {
+		if _, err := Decode(make([]byte, n), boot); err == nil {
+			t.Errorf("a %d-byte sample decoded", n)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	ev := bpf.LxcDatapathEvent{Type: uint8(bpf.LxcEventTypeEVENT_TRACE), EpId: 3, Len: 74, TcpFlags: 0x12}
+	ev.Tuple.Family = uint8(bpf.LxcAddrFamilyADDR_FAMILY_IPV4)
+	var buf bytes.Buffer
+	binary.Write(&buf, binary.NativeEndian, &ev)
+	raw, boot := buf.Bytes(), time.Unix(1000, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(raw, boot); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -47,12 +47,18 @@ func NewRing(capacity int) *Ring {
 	return &Ring{buf: make([]*observerpb.GetFlowsResponse, max(capacity, 1)), subs: map[*Sub]struct{}{}}
 }
 
+// flowEntry allocates a flow's response and its oneof wrapper together
+// (one allocation per flow instead of two); entries are never modified.
+type flowEntry struct {
+	resp observerpb.GetFlowsResponse
+	flow observerpb.GetFlowsResponse_Flow
+}
+
 // WriteFlow stores a flow.
 func (r *Ring) WriteFlow(f *flowpb.Flow) {
-	r.Write(&observerpb.GetFlowsResponse{
-		Time: f.GetTime(), NodeName: f.GetNodeName(),
-		ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: f},
-	})
+	e := &flowEntry{flow: observerpb.GetFlowsResponse_Flow{Flow: f}}
+	e.resp.Time, e.resp.NodeName, e.resp.ResponseTypes = f.GetTime(), f.GetNodeName(), &e.flow
+	r.Write(&e.resp)
 }
 
 // Write stores e and hands it to every follower that has room.

@@ -42,14 +42,37 @@ const (
 	MessageTypePolicyVerdict = 5
 )
 
-// Parser decodes events of one node.
+// Parser decodes events of one node. It is not safe for concurrent use
+// (the agent decodes in one goroutine).
 type Parser struct {
-	node string
-	g    Getters
+	node  string
+	g     Getters
+	addrs addrStrings
 }
 
 // New returns a parser for events of node.
 func New(node string, g Getters) *Parser { return &Parser{node: node, g: g} }
+
+// addrStrings remembers the text of recent addresses: a node's flows are
+// between few addresses, and formatting one costs an allocation.
+type addrStrings struct{ m map[netip.Addr]string }
+
+// maxAddrStrings bounds the cache; it starts over when full, so a scan of
+// many addresses costs what it did without the cache, never unbounded
+// memory.
+const maxAddrStrings = 4096
+
+func (c *addrStrings) str(a netip.Addr) string {
+	if s, ok := c.m[a]; ok {
+		return s
+	}
+	if c.m == nil || len(c.m) >= maxAddrStrings {
+		c.m = make(map[netip.Addr]string, 64)
+	}
+	s := a.String()
+	c.m[a] = s
+	return s
+}
 
 // Hubble's observation points for Cilium's trace points; Cilium's
 // TRACE_TO_LXC (0) is Hubble's TO_ENDPOINT (101), the rest share numbers.
@@ -60,34 +83,56 @@ func observationPoint(p uint8) flowpb.TraceObservationPoint {
 	return flowpb.TraceObservationPoint(p)
 }
 
+// flowBlock holds a flow and the messages it points to that nearly every
+// flow has, so Decode allocates them together: one allocation instead of
+// ten per event, and the same memory. Stored flows are never modified
+// (pkg/hubble/container), and the block stays alive as long as any of its
+// messages is referenced, so sharing one allocation is safe. The TCP
+// messages sit in the block too: most flows are TCP.
+type flowBlock struct {
+	flow     flowpb.Flow
+	time     timestamppb.Timestamp
+	ip       flowpb.IP
+	l4       flowpb.Layer4
+	tcpOneof flowpb.Layer4_TCP
+	tcp      flowpb.TCP
+	tcpFlags flowpb.TCPFlags
+	src, dst flowpb.Endpoint
+	event    flowpb.CiliumEventType
+	isReply  wrapperspb.BoolValue
+}
+
 // Decode builds the flow of one event.
 func (p *Parser) Decode(ev monitor.Event) *flowpb.Flow {
-	f := &flowpb.Flow{
-		Time:             timestamppb.New(ev.Time),
-		NodeName:         p.node,
-		Type:             flowpb.FlowType_L3_L4,
-		IP:               ip(ev),
-		L4:               l4(ev),
-		Source:           p.endpoint(ev.Src, ev.SrcIdentity),
-		Destination:      p.endpoint(ev.Dst, ev.DstIdentity),
-		TrafficDirection: flowpb.TrafficDirection_EGRESS,
-		IsReply:          wrapperspb.Bool(ev.IsReply),
-		PolicyMatchType:  uint32(ev.MatchType),
-	}
+	b := &flowBlock{}
+	f := &b.flow
+	b.time.Seconds, b.time.Nanos = ev.Time.Unix(), int32(ev.Time.Nanosecond())
+	b.isReply.Value = ev.IsReply
+	f.Time = &b.time
+	f.NodeName = p.node
+	f.Type = flowpb.FlowType_L3_L4
+	f.IP = p.ip(&b.ip, ev)
+	f.L4 = l4(b, ev)
+	f.Source = p.endpoint(&b.src, ev.Src, ev.SrcIdentity)
+	f.Destination = p.endpoint(&b.dst, ev.Dst, ev.DstIdentity)
+	f.TrafficDirection = flowpb.TrafficDirection_EGRESS
+	f.IsReply = &b.isReply
+	f.PolicyMatchType = uint32(ev.MatchType)
 	if ev.Ingress {
 		f.TrafficDirection = flowpb.TrafficDirection_INGRESS
 	}
 	switch {
 	case ev.Type == monitor.TypeTrace:
 		f.Verdict = flowpb.Verdict_FORWARDED
-		f.EventType = &flowpb.CiliumEventType{Type: MessageTypeTrace, SubType: int32(ev.TracePoint)}
+		b.event.Type, b.event.SubType = MessageTypeTrace, int32(ev.TracePoint)
+		f.EventType = &b.event
 		f.TraceObservationPoint = observationPoint(ev.TracePoint)
 		f.TraceReason = flowpb.TraceReason(ev.TraceReason + 1) // Hubble: 0 is TRACE_REASON_UNKNOWN
 		// A trace is not a policy decision: its direction is unknown.
 		f.TrafficDirection = flowpb.TrafficDirection_TRAFFIC_DIRECTION_UNKNOWN
-		f.IsReply = wrapperspb.Bool(ev.IsReply)
 	case ev.Type == monitor.TypePolicyVerdict:
-		f.EventType = &flowpb.CiliumEventType{Type: MessageTypePolicyVerdict}
+		b.event.Type = MessageTypePolicyVerdict
+		f.EventType = &b.event
 		switch {
 		case ev.Allowed:
 			f.Verdict = flowpb.Verdict_FORWARDED
@@ -100,7 +145,8 @@ func (p *Parser) Decode(ev monitor.Event) *flowpb.Flow {
 		}
 	case ev.Type == monitor.TypeDrop:
 		f.Verdict = flowpb.Verdict_DROPPED
-		f.EventType = &flowpb.CiliumEventType{Type: MessageTypeDrop, SubType: int32(ev.Reason)}
+		b.event.Type, b.event.SubType = MessageTypeDrop, int32(ev.Reason)
+		f.EventType = &b.event
 		p.setDrop(f, ev)
 	default:
 		f.Verdict = flowpb.Verdict_VERDICT_UNKNOWN
@@ -130,41 +176,43 @@ func (p *Parser) setDrop(f *flowpb.Flow, ev monitor.Event) {
 	f.DropReasonDesc = flowpb.DropReason(ev.Reason)
 }
 
-func ip(ev monitor.Event) *flowpb.IP {
-	v := flowpb.IPVersion_IPv4
+func (p *Parser) ip(m *flowpb.IP, ev monitor.Event) *flowpb.IP {
+	m.Source, m.Destination, m.IpVersion = p.addrs.str(ev.Src), p.addrs.str(ev.Dst), flowpb.IPVersion_IPv4
 	if ev.Src.Is6() {
-		v = flowpb.IPVersion_IPv6
+		m.IpVersion = flowpb.IPVersion_IPv6
 	}
-	return &flowpb.IP{Source: ev.Src.String(), Destination: ev.Dst.String(), IpVersion: v}
+	return m
 }
 
-func l4(ev monitor.Event) *flowpb.Layer4 {
+func l4(b *flowBlock, ev monitor.Event) *flowpb.Layer4 {
 	switch ev.Proto {
 	case 6:
-		return &flowpb.Layer4{Protocol: &flowpb.Layer4_TCP{TCP: &flowpb.TCP{
-			SourcePort: uint32(ev.SrcPort), DestinationPort: uint32(ev.DstPort), Flags: tcpFlags(ev.TCPFlags),
-		}}}
+		b.tcp.SourcePort, b.tcp.DestinationPort = uint32(ev.SrcPort), uint32(ev.DstPort)
+		setTCPFlags(&b.tcpFlags, ev.TCPFlags)
+		b.tcp.Flags = &b.tcpFlags
+		b.tcpOneof.TCP = &b.tcp
+		b.l4.Protocol = &b.tcpOneof
 	case 17:
-		return &flowpb.Layer4{Protocol: &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: uint32(ev.SrcPort), DestinationPort: uint32(ev.DstPort)}}}
+		b.l4.Protocol = &flowpb.Layer4_UDP{UDP: &flowpb.UDP{SourcePort: uint32(ev.SrcPort), DestinationPort: uint32(ev.DstPort)}}
 	case 132:
-		return &flowpb.Layer4{Protocol: &flowpb.Layer4_SCTP{SCTP: &flowpb.SCTP{SourcePort: uint32(ev.SrcPort), DestinationPort: uint32(ev.DstPort)}}}
+		b.l4.Protocol = &flowpb.Layer4_SCTP{SCTP: &flowpb.SCTP{SourcePort: uint32(ev.SrcPort), DestinationPort: uint32(ev.DstPort)}}
 	case 1:
-		return &flowpb.Layer4{Protocol: &flowpb.Layer4_ICMPv4{ICMPv4: &flowpb.ICMPv4{Type: uint32(ev.L4Port)}}}
+		b.l4.Protocol = &flowpb.Layer4_ICMPv4{ICMPv4: &flowpb.ICMPv4{Type: uint32(ev.L4Port)}}
 	case 58:
-		return &flowpb.Layer4{Protocol: &flowpb.Layer4_ICMPv6{ICMPv6: &flowpb.ICMPv6{Type: uint32(ev.L4Port)}}}
+		b.l4.Protocol = &flowpb.Layer4_ICMPv6{ICMPv6: &flowpb.ICMPv6{Type: uint32(ev.L4Port)}}
+	default:
+		return nil
 	}
-	return nil
+	return &b.l4
 }
 
-func tcpFlags(b uint8) *flowpb.TCPFlags {
-	return &flowpb.TCPFlags{
-		FIN: b&0x01 != 0, SYN: b&0x02 != 0, RST: b&0x04 != 0, PSH: b&0x08 != 0,
-		ACK: b&0x10 != 0, URG: b&0x20 != 0, ECE: b&0x40 != 0, CWR: b&0x80 != 0,
-	}
+func setTCPFlags(m *flowpb.TCPFlags, b uint8) {
+	m.FIN, m.SYN, m.RST, m.PSH = b&0x01 != 0, b&0x02 != 0, b&0x04 != 0, b&0x08 != 0
+	m.ACK, m.URG, m.ECE, m.CWR = b&0x10 != 0, b&0x20 != 0, b&0x40 != 0, b&0x80 != 0
 }
 
-func (p *Parser) endpoint(addr netip.Addr, identity uint32) *flowpb.Endpoint {
-	e := &flowpb.Endpoint{Identity: identity}
+func (p *Parser) endpoint(e *flowpb.Endpoint, addr netip.Addr, identity uint32) *flowpb.Endpoint {
+	e.Identity = identity
 	if ls, ok := p.g.IdentityLabels(identity); ok {
 		e.Labels = ls
 	}
@@ -192,16 +240,7 @@ func policies(names []string) []*flowpb.Policy {
 func summary(f *flowpb.Flow) string {
 	switch l := f.GetL4().GetProtocol().(type) {
 	case *flowpb.Layer4_TCP:
-		var fl []string
-		for _, x := range []struct {
-			on   bool
-			name string
-		}{{l.TCP.Flags.SYN, "SYN"}, {l.TCP.Flags.ACK, "ACK"}, {l.TCP.Flags.FIN, "FIN"}, {l.TCP.Flags.RST, "RST"}, {l.TCP.Flags.PSH, "PSH"}} {
-			if x.on {
-				fl = append(fl, x.name)
-			}
-		}
-		return "TCP Flags: " + strings.Join(fl, ", ")
+		return tcpSummaries[summaryIndex(l.TCP.Flags)]
 	case *flowpb.Layer4_UDP:
 		return "UDP"
 	case *flowpb.Layer4_SCTP:
@@ -212,6 +251,36 @@ func summary(f *flowpb.Flow) string {
 		return "ICMPv6 " + icmp6Name(l.ICMPv6.Type)
 	}
 	return "IP"
+}
+
+// summaryFlags are the TCP flags a summary names, in the order it names
+// them.
+var summaryFlags = [...]string{"SYN", "ACK", "FIN", "RST", "PSH"}
+
+// tcpSummaries holds the summary of every combination of summaryFlags
+// (bit i set: summaryFlags[i] is on), built once so a TCP flow's summary
+// costs no allocation.
+var tcpSummaries = func() (out [1 << len(summaryFlags)]string) {
+	for i := range out {
+		var on []string
+		for bit, name := range summaryFlags {
+			if i&(1<<bit) != 0 {
+				on = append(on, name)
+			}
+		}
+		out[i] = "TCP Flags: " + strings.Join(on, ", ")
+	}
+	return out
+}()
+
+func summaryIndex(fl *flowpb.TCPFlags) int {
+	i := 0
+	for bit, on := range [...]bool{fl.GetSYN(), fl.GetACK(), fl.GetFIN(), fl.GetRST(), fl.GetPSH()} {
+		if on {
+			i |= 1 << bit
+		}
+	}
+	return i
 }
 
 func icmp4Name(t uint32) string {

@@ -2,6 +2,7 @@ package parser
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,64 @@ func TestDecodeAllowedVerdict(t *testing.T) {
 	}
 	if len(f.IngressAllowedBy) != 1 || f.IngressAllowedBy[0].Name != "deny-client" || len(f.IngressDeniedBy) != 0 || f.DropReasonDesc != 0 {
 		t.Errorf("allowed by / denied by / drop reason: %v %v %v", f.IngressAllowedBy, f.IngressDeniedBy, f.DropReasonDesc)
+	}
+}
+
+// staticGetters answers without allocating, so allocation counts are the
+// parser's own.
+type staticGetters struct{}
+
+func (staticGetters) EndpointByIP(netip.Addr) (Endpoint, bool) {
+	return Endpoint{ID: 1, Namespace: "default", PodName: "web"}, true
+}
+func (staticGetters) IdentityLabels(uint32) ([]string, bool) { return benchLabels, true }
+func (staticGetters) RulesOf(uint32) []string                { return nil }
+
+var benchLabels = []string{"k8s:app=web"}
+
+func tcpTrace() monitor.Event {
+	return monitor.Event{
+		Time: time.Unix(1000, 5), Type: monitor.TypeTrace, TracePoint: monitor.TraceToLxc, Ingress: true, EndpointID: 1,
+		SrcIdentity: 257, DstIdentity: 256, Src: netip.MustParseAddr("10.244.1.3"), Dst: netip.MustParseAddr("10.244.1.2"),
+		SrcPort: 40000, DstPort: 7000, Proto: 6, TCPFlags: 0x12,
+	}
+}
+
+// A TCP flow is one allocation: the flow and its sub-messages share one
+// block, addresses come from the cache, the summary from a table.
+func TestDecodeAllocations(t *testing.T) {
+	p, ev := New("node1", staticGetters{}), tcpTrace()
+	p.Decode(ev) // fills the address cache
+	if n := testing.AllocsPerRun(1000, func() { p.Decode(ev) }); n != 1 {
+		t.Errorf("a TCP trace costs %.1f allocations, want 1", n)
+	}
+}
+
+// Every combination of the flags a summary names comes out in Hubble's
+// order, as the loop it replaced built it.
+func TestTCPSummaries(t *testing.T) {
+	for b := range 256 {
+		var on []string
+		for _, x := range []struct {
+			bit  int
+			name string
+		}{{0x02, "SYN"}, {0x10, "ACK"}, {0x01, "FIN"}, {0x04, "RST"}, {0x08, "PSH"}} {
+			if b&x.bit != 0 {
+				on = append(on, x.name)
+			}
+		}
+		ev := tcpTrace()
+		ev.TCPFlags = uint8(b)
+		if got, want := New("n", staticGetters{}).Decode(ev).Summary, "TCP Flags: "+strings.Join(on, ", "); got != want {
+			t.Errorf("flags %#x: summary %q, want %q", b, got, want)
+		}
+	}
+}
+
+func BenchmarkDecode(b *testing.B) {
+	p, ev := New("node1", staticGetters{}), tcpTrace()
+	b.ReportAllocs()
+	for b.Loop() {
+		p.Decode(ev)
 	}
 }
