@@ -151,24 +151,9 @@ static __always_inline int policy_packet(struct __sk_buff *skb, const struct end
 	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t, f, tr);
 }
 
-/* ttl_of reads the TTL (hop limit) of the packet as it is now. 0: the
- * packet is too short. */
-static __always_inline __u8 ttl_of(struct __sk_buff *skb, __u8 family)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-
-	if (family == ADDR_FAMILY_IPV4) {
-		struct iphdr *ip4 = data + ETH_HLEN;
-
-		return (void *)(ip4 + 1) > data_end ? 0 : ip4->ttl;
-	}
-	struct ipv6hdr *ip6 = data + ETH_HLEN;
-
-	return (void *)(ip6 + 1) > data_end ? 0 : ip6->hop_limit;
-}
-
-/* dec_ttl decrements the TTL (hop limit) as a router does; 0 on failure. */
+/* dec_ttl decrements the TTL (hop limit) as a router does. 0: the TTL
+ * runs out here (or the packet is too short to have one), and the stack
+ * should have it. */
 static __always_inline int dec_ttl(struct __sk_buff *skb, __u8 family)
 {
 	void *data = (void *)(long)skb->data;
@@ -177,11 +162,11 @@ static __always_inline int dec_ttl(struct __sk_buff *skb, __u8 family)
 	if (family == ADDR_FAMILY_IPV4) {
 		struct iphdr *ip4 = data + ETH_HLEN;
 
-		return (void *)(ip4 + 1) <= data_end && ipv4_dec_ttl(skb, ip4);
+		return (void *)(ip4 + 1) <= data_end && ipv4_dec_ttl(ip4);
 	}
 	struct ipv6hdr *ip6 = data + ETH_HLEN;
 
-	return (void *)(ip6 + 1) <= data_end && ipv6_dec_hoplimit(skb, ip6);
+	return (void *)(ip6 + 1) <= data_end && ipv6_dec_hoplimit(ip6);
 }
 
 /* from_container handles a packet from src whose tuple is t (l4off: its
@@ -203,7 +188,6 @@ static __always_inline int from_container(struct __sk_buff *skb, const struct en
 	__u8 reason = 0, nat_flags = 0;
 	int reply = 0, ret;
 	__u32 dst_id;
-	__u8 ttl;
 
 	/* ICMP errors about a tracked flow belong to it (rare, and each one
 	 * is news: always traced); other packets that answer a tracked
@@ -258,11 +242,8 @@ static __always_inline int from_container(struct __sk_buff *skb, const struct en
 	}
 	/* Not a local endpoint (or the TTL runs out here, and the stack
 	 * sends the ICMP error): the host stack decides. */
-	ttl = ttl_of(skb, t->family);
-	if (!dst || ttl <= 1)
+	if (!dst || !dec_ttl(skb, t->family))
 		return to_stack(skb, src, dst_id, t, l, &tr);
-	if (!dec_ttl(skb, t->family))
-		return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
 	return deliver_local(skb, src, dst, t, l, &tr);
 }
 

@@ -16,7 +16,8 @@
  * reported), or -1 when it was dropped (reported and counted). An allowed
  * packet that opens a connection (new_conn) is reported as a verdict when
  * a real policy entry allowed it, i.e. one with a match type: the allow-all
- * entry of a direction the endpoint does not enforce has none. */
+ * entry of a direction the endpoint does not enforce has none (and with
+ * ENDPOINT_F_*_OPEN set, that entry is not even looked up). */
 static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_info *ep, __u8 dir,
 				   __u32 peer, __u32 src_id, __u32 dst_id,
 				   const struct l4_info *l, const struct ct_key *t, int new_conn)
@@ -26,6 +27,10 @@ static __always_inline int enforce(struct __sk_buff *skb, const struct endpoint_
 	__u32 cookie = 0;
 	int v, ret = 0;
 
+	/* A direction no policy enforces allows everything without a
+	 * verdict, as its allow-all entry would. */
+	if (ep->flags & (dir == DIR_INGRESS ? ENDPOINT_F_INGRESS_OPEN : ENDPOINT_F_EGRESS_OPEN))
+		return 0;
 	v = policy_check(ep->id, dir, peer, l->proto, l->dport, &cookie, &match_type);
 	/* One event site for the three outcomes keeps the inlined copies of
 	 * this function (one per policy check per program) small. */

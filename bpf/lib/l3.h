@@ -10,10 +10,8 @@
 #define offsetof(t, m) __builtin_offsetof(t, m)
 #endif
 
-/* Offsets into the skb: TTL and the IPv4 header checksum. */
-#define IPV4_TTL_OFF   (ETH_HLEN + offsetof(struct iphdr, ttl))
+/* Offset into the skb of the IPv4 header checksum (for helpers). */
 #define IPV4_CSUM_OFF  (ETH_HLEN + offsetof(struct iphdr, check))
-#define IPV6_HLIM_OFF  (ETH_HLEN + offsetof(struct ipv6hdr, hop_limit))
 
 static __always_inline void key_from_ipv4(struct endpoint_key *k, __be32 addr)
 {
@@ -29,47 +27,53 @@ static __always_inline void key_from_ipv6(struct endpoint_key *k, const struct i
 	k->family = ADDR_FAMILY_IPV6;
 }
 
-/* Decrements the IPv4 TTL and fixes the header checksum. Returns the TTL
- * before the decrement, or 0 when the packet cannot be rewritten. */
-static __always_inline int ipv4_dec_ttl(struct __sk_buff *skb, struct iphdr *ip4)
+/* The rewrites below write the packet directly: the caller has checked
+ * the header against data_end, and a tc program that writes packet data
+ * gets a private copy of a cloned head from the kernel before it runs, so
+ * no helper call (and no pointer invalidation) is needed. */
+
+/* Decrements the IPv4 TTL and fixes the header checksum incrementally
+ * (RFC 1624, as the kernel's ip_decrease_ttl does: the TTL is the high
+ * byte of its 16-bit word, so the sum grows by 0x0100). The header's own
+ * sum stays zero, so a CHECKSUM_COMPLETE value stays valid. Returns the TTL
+ * before the decrement, or 0 when it would reach zero. */
+static __always_inline int ipv4_dec_ttl(struct iphdr *ip4)
 {
 	__u8 ttl = ip4->ttl;
-	__u16 old, new;
+	__u32 check;
 
 	if (ttl <= 1)
 		return 0;
-	/* The checksum covers the 16-bit word holding TTL and protocol. */
-	old = bpf_htons((__u16)ttl << 8);
-	new = bpf_htons((__u16)(ttl - 1) << 8);
-	if (bpf_l3_csum_replace(skb, IPV4_CSUM_OFF, old, new, 2) < 0)
-		return 0;
-	ttl--;
-	if (bpf_skb_store_bytes(skb, IPV4_TTL_OFF, &ttl, 1, 0) < 0)
-		return 0;
-	return ttl + 1;
+	check = (__u32)ip4->check + (__u32)bpf_htons(0x0100);
+	ip4->check = (__sum16)(check + (check >= 0xffff));
+	ip4->ttl = ttl - 1;
+	return ttl;
 }
 
-static __always_inline int ipv6_dec_hoplimit(struct __sk_buff *skb, struct ipv6hdr *ip6)
+static __always_inline int ipv6_dec_hoplimit(struct ipv6hdr *ip6)
 {
 	__u8 hl = ip6->hop_limit;
 
 	if (hl <= 1)
 		return 0;
-	hl--;
-	if (bpf_skb_store_bytes(skb, IPV6_HLIM_OFF, &hl, 1, 0) < 0)
-		return 0;
-	return hl + 1;
+	ip6->hop_limit = hl - 1;
+	return hl;
 }
 
 /* Rewrites the Ethernet header as a router would when delivering to ep:
- * destination is the container's MAC, source is its gateway (host veth). */
+ * destination is the container's MAC, source is its gateway (host veth).
+ * -1 when the packet has no room for the header. */
 static __always_inline int rewrite_l2(struct __sk_buff *skb, const struct endpoint_info *ep)
 {
-	__u8 macs[12];
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
 
-	__builtin_memcpy(macs, ep->mac, 6);
-	__builtin_memcpy(macs + 6, ep->node_mac, 6);
-	return bpf_skb_store_bytes(skb, 0, macs, sizeof(macs), 0);
+	if ((void *)(eth + 1) > data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, ep->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, ep->node_mac, ETH_ALEN);
+	return 0;
 }
 
 /* Neighbour discovery, MLD and the like, which belong to the host stack. */

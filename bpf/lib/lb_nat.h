@@ -458,7 +458,7 @@ static __subprog int lb_fib_redirect(struct __sk_buff *skb, const struct ct_key 
 	if (t->family == ADDR_FAMILY_IPV4) {
 		struct iphdr *ip4 = data + ETH_HLEN;
 
-		if ((void *)(ip4 + 1) > data_end || !ipv4_dec_ttl(skb, ip4)) {
+		if ((void *)(ip4 + 1) > data_end || !ipv4_dec_ttl(ip4)) {
 			*reason = DROP_INVALID_PACKET;
 			return -1;
 		}
@@ -467,7 +467,7 @@ static __subprog int lb_fib_redirect(struct __sk_buff *skb, const struct ct_key 
 	} else {
 		struct ipv6hdr *ip6 = data + ETH_HLEN;
 
-		if ((void *)(ip6 + 1) > data_end || !ipv6_dec_hoplimit(skb, ip6)) {
+		if ((void *)(ip6 + 1) > data_end || !ipv6_dec_hoplimit(ip6)) {
 			*reason = DROP_INVALID_PACKET;
 			return -1;
 		}

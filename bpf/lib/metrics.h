@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Counter updates. Maps are per CPU, so plain adds are race free. */
+/* Counter updates. Maps are per CPU, so plain adds are race free; both are
+ * arrays, whose lookups the verifier inlines. */
 #ifndef __SETA_METRICS_H
 #define __SETA_METRICS_H
 
@@ -8,32 +9,24 @@
 
 static __always_inline void update_metrics(__u32 bytes, __u8 dir, __u8 reason)
 {
-	struct metrics_key key = { .reason = reason, .dir = dir };
-	struct metrics_value *val, init = { .packets = 1, .bytes = bytes };
+	__u32 idx = metrics_index(reason, dir);
+	struct metrics_value *val = bpf_map_lookup_elem(&seta_metrics, &idx);
 
-	val = bpf_map_lookup_elem(&seta_metrics, &key);
 	if (val) {
 		val->packets++;
 		val->bytes += bytes;
-		return;
 	}
-	/* A full map loses this sample; the agent reports map pressure. */
-	bpf_map_update_elem(&seta_metrics, &key, &init, BPF_NOEXIST);
 }
 
-static __always_inline void account_endpoint(__u32 id, __u32 bytes, __u8 dir)
+/* account_endpoint counts a packet on endpoint id's slot; every 16-bit ID
+ * has one. */
+static __always_inline void account_endpoint(__u16 id, __u32 bytes, __u8 dir)
 {
-	struct endpoint_stats *st, init = {};
+	__u32 key = id;
+	struct endpoint_stats *st = bpf_map_lookup_elem(&seta_ep_stats, &key);
 
-	st = bpf_map_lookup_elem(&seta_ep_stats, &id);
-	if (!st) {
-		/* The agent creates the entry with the endpoint; this only runs
-		 * if it was removed underneath a live endpoint. */
-		bpf_map_update_elem(&seta_ep_stats, &id, &init, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&seta_ep_stats, &id);
-		if (!st)
-			return;
-	}
+	if (!st)
+		return;
 	if (dir == DIR_INGRESS) {
 		st->rx_packets++;
 		st->rx_bytes += bytes;

@@ -173,7 +173,8 @@ func dumpBPFEndpoints(cmd *cobra.Command, root string) ([]bpfEndpoint, error) {
 			Address: a, EndpointID: v.Id, Ifindex: v.Ifindex,
 			MAC: net.HardwareAddr(v.Mac[:]).String(), NodeMAC: net.HardwareAddr(v.NodeMac[:]).String(),
 		}
-		if s, ok := stats[v.Id]; ok {
+		if stats != nil {
+			s := stats[v.Id] // an endpoint that counted nothing yet has no entry
 			r.Stats = &s
 		}
 		rows = append(rows, r)

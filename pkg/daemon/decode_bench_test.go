@@ -30,6 +30,7 @@ import (
 type nopDP struct{}
 
 func (nopDP) WritePolicy(uint16, policy.Update) error                      { return nil }
+func (nopDP) SetPolicyOpen(uint16, bool, bool) error                       { return nil }
 func (nopDP) PolicyState() (map[uint16]map[policy.Key]policy.Value, error) { return nil, nil }
 func (nopDP) SyncIPCache(map[netip.Prefix]uint32) error                    { return nil }
 func (nopDP) UpdateEndpoint(*endpoint.Endpoint) error                      { return nil }

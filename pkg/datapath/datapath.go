@@ -154,6 +154,9 @@ type Datapath struct {
 	cg *attach.CgroupAttacher
 	// devices carry the device programs.
 	devices []string
+	// eps are what the endpoints map holds per endpoint: addresses and
+	// the policy flags the enforcer set (policyflags.go).
+	eps epIndex
 }
 
 // New probes the kernel, prepares the node and loads the programs.
@@ -198,6 +201,9 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, r := range objs.Replaced {
+		log.Warn("Replaced a pinned counter map of an earlier layout; its counters start from zero", "map", r)
+	}
 	// Endpoint links and node links are pinned apart, so garbage collection
 	// of endpoint pins never touches the node's own.
 	att, err := attach.New(mode, filepath.Join(cfg.BPFRoot, "links"))
@@ -232,7 +238,12 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval,
 		"socket-lb", cfg.EnableSocketLB, "node-port", cfg.EnableNodePort, "host-firewall", cfg.HostFirewall,
 		"devices", devices)
-	return &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg, devices: devices}, nil
+	d := &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg, devices: devices}
+	if err := d.indexEndpoints(); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	return d, nil
 }
 
 // attachDevices puts the device programs on the configured devices when
@@ -427,6 +438,12 @@ func (d *Datapath) SetupEndpoint(ep *endpoint.Endpoint) (err error) {
 			d.RemoveEndpoint(ep)
 		}
 	}()
+	// The ID may have counted for an endpoint that went while the agent
+	// was away; a new endpoint starts from zero (a restored one keeps its
+	// counters: RestoreEndpoint does not come here).
+	if err := d.objs.EpStats.Reset(ep.ID); err != nil {
+		return err
+	}
 	if err := d.program(ep, lk); err != nil {
 		return err
 	}
@@ -440,16 +457,7 @@ func (d *Datapath) program(ep *endpoint.Endpoint, lk linux.Link) error {
 	if err := d.att.Attach(lk.HostIfIndex, lk.HostIfName, attach.Ingress, d.objs.FromContainer); err != nil {
 		return err
 	}
-	if err := d.objs.EpStats.Init(ep.ID); err != nil {
-		return err
-	}
-	info := maps.NewEndpointInfo(ep.ID, lk.HostIfIndex, lk.PodMAC, lk.HostMAC, ep.Identity, ep.PolicyAudit || d.cfg.AuditMode)
-	for _, a := range ep.Addrs() {
-		if err := d.objs.Endpoints.Upsert(a, info); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.writeEndpoint(ep, lk.HostIfIndex, lk)
 }
 
 func linkOf(ep *endpoint.Endpoint) (linux.Link, error) {
@@ -486,14 +494,8 @@ func (d *Datapath) RestoreEndpoint(ep *endpoint.Endpoint) (bool, error) {
 // packet is redirected to a device that is going away.
 func (d *Datapath) RemoveEndpoint(ep *endpoint.Endpoint) error {
 	var errs []error
-	for _, a := range ep.Addrs() {
-		// Only remove entries that still point at this endpoint: the
-		// address may already belong to a newer one.
-		if v, ok, err := d.objs.Endpoints.Lookup(a); err == nil && ok && v.Id == ep.ID {
-			errs = append(errs, d.objs.Endpoints.Delete(a))
-		}
-	}
-	errs = append(errs, d.objs.EpStats.Delete(ep.ID))
+	errs = append(errs, d.removeEndpointEntries(ep))
+	errs = append(errs, d.objs.EpStats.Reset(ep.ID))
 	if ep.HostMAC != "" {
 		// Only an endpoint that was set up has routes; its addresses may
 		// already be routed to a newer endpoint otherwise.
@@ -563,7 +565,7 @@ func (d *Datapath) Sync(eps []*endpoint.Endpoint) error {
 	}
 	for id := range stats {
 		if !ids[id] {
-			errs = append(errs, d.objs.EpStats.Delete(id))
+			errs = append(errs, d.objs.EpStats.Reset(id))
 		}
 	}
 	pinned, err := d.att.PinnedDevices()

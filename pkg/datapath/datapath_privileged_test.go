@@ -335,3 +335,53 @@ func TestPrivilegedDatapathDropEvents(t *testing.T) {
 		t.Errorf("lost events: %d %v", n, err)
 	}
 }
+
+// The "open" policy flags skip a direction's policy lookups, so they must
+// only be set while the direction allows everything: here the ingress of
+// pod 2 has no policy entry at all, which drops, unless the flag is set.
+// SetPolicyOpen rewrites the live entries, and later rewrites of the entry
+// (an identity change) keep the flag. Removing an endpoint zeroes its
+// counters, so a new endpoint with the same ID starts from zero.
+func TestPrivilegedDatapathPolicyOpenAndCounters(t *testing.T) {
+	f := newFixture(t, "tcx")
+	dp := f.load(t)
+	_, pod1 := f.endpoint(t, dp, 1)
+	ep2, _ := f.endpoint(t, dp, 2)
+	if err := dp.WritePolicy(2, policy.Update{Remove: []policy.Key{{Dir: policy.Ingress}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ping(t, pod1, ep2.IPv4); err == nil {
+		t.Fatal("ping passed an ingress without policy entries")
+	}
+	do := func(fn func() error) {
+		t.Helper()
+		if err := f.node.Do(t, fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do(func() error { return dp.SetPolicyOpen(2, true, false) })
+	if err := ping(t, pod1, ep2.IPv4); err != nil {
+		t.Errorf("ingress marked open: %v", err)
+	}
+	ep2.Identity++
+	do(func() error { return dp.UpdateEndpoint(ep2) })
+	if err := ping(t, pod1, ep2.IPv6); err != nil {
+		t.Errorf("ingress marked open, after an endpoint update: %v", err)
+	}
+	do(func() error { return dp.SetPolicyOpen(2, false, false) })
+	if err := ping(t, pod1, ep2.IPv4); err == nil {
+		t.Error("ping passed after the open mark was cleared")
+	}
+
+	var st endpoint.Stats
+	do(func() error { var err error; st, err = dp.Stats(ep2); return err })
+	if st.RxPackets == 0 {
+		t.Fatalf("endpoint 2 counted nothing: %+v", st)
+	}
+	do(func() error { return dp.RemoveEndpoint(ep2) })
+	ep2b, _ := f.endpoint(t, dp, 2)
+	do(func() error { var err error; st, err = dp.Stats(ep2b); return err })
+	if st != (endpoint.Stats{}) {
+		t.Errorf("a new endpoint with a used ID starts at %+v, want zero", st)
+	}
+}

@@ -99,13 +99,7 @@ func (d *Datapath) UpdateEndpoint(ep *endpoint.Endpoint) error {
 	if err != nil {
 		return err
 	}
-	info := maps.NewEndpointInfo(ep.ID, ep.HostIfIndex, lk.PodMAC, lk.HostMAC, ep.Identity, ep.PolicyAudit || d.cfg.AuditMode)
-	for _, a := range ep.Addrs() {
-		if err := d.objs.Endpoints.Upsert(a, info); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.writeEndpoint(ep, ep.HostIfIndex, lk)
 }
 
 // NodeAddrs are the node's own addresses, which the ipcache maps to the

@@ -33,6 +33,10 @@ type Datapath interface {
 	PolicyState() (map[uint16]map[policy.Key]policy.Value, error)
 	SyncIPCache(want map[netip.Prefix]uint32) error
 	UpdateEndpoint(ep *endpoint.Endpoint) error
+	// SetPolicyOpen tells the datapath which directions of an endpoint no
+	// policy enforces, so it can skip their policy lookups; see
+	// regenerateLocked for the order of calls that keeps this safe.
+	SetPolicyOpen(epID uint16, ingress, egress bool) error
 	NodeAddrs() ([]netip.Addr, error)
 	PolicyCapacity() int
 }
@@ -312,6 +316,19 @@ func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) (err e
 		}
 		want[k] = policy.Value{Deny: en.Deny, Cookie: e.cookie(en.Rules), Unenforced: !enforced}
 	}
+	// A direction is marked open (no policy lookups) only while its only
+	// entry is the allow-all one: a direction that becomes enforced loses
+	// the mark before its entries are written, one that stops being
+	// enforced gets it after its allow-all entry is. A state not known
+	// (a new or restored endpoint) counts as enforced.
+	wasIn, wasEg := false, false
+	if st.resolved != nil {
+		wasIn, wasEg = !st.resolved.IngressEnforced, !st.resolved.EgressEnforced
+	}
+	openIn, openEg := !res.IngressEnforced, !res.EgressEnforced
+	if err := e.dp.SetPolicyOpen(st.ep.ID, wasIn && openIn, wasEg && openEg); err != nil {
+		return err
+	}
 	u := policy.Update{Upsert: map[policy.Key]policy.Value{}}
 	for k, v := range want {
 		if cur, ok := st.written[k]; !ok || cur != v {
@@ -333,7 +350,7 @@ func (e *Enforcer) regenerateLocked(st *epState, repo *policy.Repository) (err e
 		}
 	}
 	st.written, st.resolved = want, res
-	return nil
+	return e.dp.SetPolicyOpen(st.ep.ID, openIn, openEg)
 }
 
 // ensureCIDRIdentities gives every prefix the policies mention a CIDR

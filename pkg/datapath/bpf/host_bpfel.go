@@ -173,13 +173,6 @@ type HostLbSockValue struct {
 	BackendId uint32
 }
 
-type HostMetricsKey struct {
-	_      structs.HostLayout
-	Reason uint8
-	Dir    uint8
-	Pad    [2]uint8
-}
-
 type HostMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64

@@ -240,13 +240,6 @@ type LxcLbSockValue struct {
 	BackendId uint32
 }
 
-type LxcMetricsKey struct {
-	_      structs.HostLayout
-	Reason uint8
-	Dir    uint8
-	Pad    [2]uint8
-}
-
 type LxcMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64

@@ -173,13 +173,6 @@ type NetdevLbSockValue struct {
 	BackendId uint32
 }
 
-type NetdevMetricsKey struct {
-	_      structs.HostLayout
-	Reason uint8
-	Dir    uint8
-	Pad    [2]uint8
-}
-
 type NetdevMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64

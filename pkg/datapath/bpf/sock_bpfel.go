@@ -164,13 +164,6 @@ type SockLbSockValue struct {
 	BackendId uint32
 }
 
-type SockMetricsKey struct {
-	_      structs.HostLayout
-	Reason uint8
-	Dir    uint8
-	Pad    [2]uint8
-}
-
 type SockMetricsValue struct {
 	_       structs.HostLayout
 	Packets uint64

@@ -25,8 +25,9 @@ type Options struct {
 	// BPFRoot is the directory on a bpffs where maps are pinned, e.g.
 	// /sys/fs/bpf/seta. It is created if missing.
 	BPFRoot string
-	// EndpointMapSize is the capacity of the endpoints map (addresses) and of
-	// the per-endpoint counters. Zero keeps the default from bpf/lib/maps.h.
+	// EndpointMapSize is the capacity of the endpoints map (addresses).
+	// Zero keeps the default from bpf/lib/maps.h. (The per-endpoint
+	// counters have a slot for every 16-bit endpoint ID, whatever this is.)
 	EndpointMapSize uint32
 	// PolicyMapSize is the capacity of the policy map (entries over all
 	// endpoints). Zero keeps the default.
@@ -183,6 +184,9 @@ type Objects struct {
 	// Sock are the socket load-balancing programs, one per cgroup hook
 	// (empty without Options.SocketLB).
 	Sock []SockProg
+	// Replaced names the pinned counter maps of an earlier layout that
+	// Load replaced with empty ones (their counts are lost), for the log.
+	Replaced []string
 
 	lxc      bpf.LxcObjects
 	host     bpf.HostObjects
@@ -249,6 +253,11 @@ func Load(opts Options) (*Objects, error) {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
 	o := &Objects{}
+	replaced, err := replaceStaleCounters(bpf.LoadLxc, opts.BPFRoot)
+	if err != nil {
+		return nil, err
+	}
+	o.Replaced = replaced
 	// Both collections declare the same maps, pinned by name: the first
 	// load creates (or reuses) the pins, the second reuses them, so the
 	// programs share one endpoint map.
@@ -323,6 +332,49 @@ func loadSock(o *Objects, opts Options) error {
 	return nil
 }
 
+// counterMaps are the pinned maps that only hold counters: losing their
+// contents costs counts, never state that traffic depends on, so a pin of
+// an earlier layout is replaced instead of refused.
+var counterMaps = []string{maps.EpStatsMapName, maps.MetricsMapName}
+
+// replaceStaleCounters removes the pins of counter maps whose type, key,
+// value or size differ from this agent's (say, the per-CPU hashes that
+// came before the arrays), so loading creates them anew; programs still
+// attached keep the old map until they are replaced. It returns what it
+// removed. Any other mismatch stays an error of load.
+func replaceStaleCounters(spec func() (*ebpf.CollectionSpec, error), root string) ([]string, error) {
+	cs, err := spec()
+	if err != nil {
+		return nil, fmt.Errorf("load datapath: parse embedded ELF: %w", err)
+	}
+	var replaced []string
+	for _, name := range counterMaps {
+		ms, ok := cs.Maps[name]
+		if !ok {
+			continue
+		}
+		path := filepath.Join(root, name)
+		m, err := ebpf.LoadPinnedMap(path, nil)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return replaced, fmt.Errorf("load datapath: open pinned %s: %w", path, err)
+		}
+		old := m.Type()
+		incompatible := ms.Compatible(m)
+		m.Close()
+		if incompatible == nil {
+			continue
+		}
+		if err := os.Remove(path); err != nil {
+			return replaced, fmt.Errorf("load datapath: replace stale counter map %s: %w", path, err)
+		}
+		replaced = append(replaced, fmt.Sprintf("%s (was %s: %v)", name, old, incompatible))
+	}
+	return replaced, nil
+}
+
 func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) error {
 	cs, err := spec()
 	if err != nil {
@@ -336,7 +388,6 @@ func load(spec func() (*ebpf.CollectionSpec, error), objs any, opts Options) err
 		}
 	}
 	setSize(maps.EndpointsMapName, opts.EndpointMapSize)
-	setSize(maps.EpStatsMapName, opts.EndpointMapSize)
 	setSize(maps.PolicyMapName, opts.PolicyMapSize)
 	setSize(lb.NATMapName, opts.NATMapSize)
 	opts.LB.Apply(cs)

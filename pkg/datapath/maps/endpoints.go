@@ -53,8 +53,29 @@ func KeyAddr(k EndpointKey) netip.Addr {
 	return netip.AddrFrom16(k.Addr)
 }
 
-// EndpointFlagAudit mirrors ENDPOINT_F_AUDIT: report policy drops, drop nothing.
-const EndpointFlagAudit = 0x1
+// Flags of EndpointInfo, mirroring ENDPOINT_F_* in bpf/lib/maps.h.
+const (
+	// EndpointFlagAudit: report policy drops, drop nothing.
+	EndpointFlagAudit = 0x1
+	// EndpointFlagIngressOpen and EndpointFlagEgressOpen: no policy
+	// enforces the direction (its only policy entry is the allow-all
+	// one), so the datapath skips its policy lookups.
+	EndpointFlagIngressOpen = 0x2
+	EndpointFlagEgressOpen  = 0x4
+)
+
+// OpenFlags are the flags for an endpoint whose ingress and/or egress no
+// policy enforces.
+func OpenFlags(ingress, egress bool) uint16 {
+	var f uint16
+	if ingress {
+		f |= EndpointFlagIngressOpen
+	}
+	if egress {
+		f |= EndpointFlagEgressOpen
+	}
+	return f
+}
 
 // NewEndpointInfo builds a map value.
 func NewEndpointInfo(id uint16, ifindex int, podMAC, hostMAC net.HardwareAddr, identity uint32, audit bool) EndpointInfo {
@@ -71,8 +92,13 @@ func NewEndpointInfo(id uint16, ifindex int, podMAC, hostMAC net.HardwareAddr, i
 func FormatEndpointInfo(v EndpointInfo) string {
 	s := fmt.Sprintf("id=%d ifindex=%d identity=%d mac=%s node_mac=%s", v.Id, v.Ifindex, v.Identity,
 		net.HardwareAddr(v.Mac[:]), net.HardwareAddr(v.NodeMac[:]))
-	if v.Flags&EndpointFlagAudit != 0 {
-		s += " audit"
+	for _, f := range []struct {
+		bit  uint16
+		name string
+	}{{EndpointFlagAudit, "audit"}, {EndpointFlagIngressOpen, "ingress-open"}, {EndpointFlagEgressOpen, "egress-open"}} {
+		if v.Flags&f.bit != 0 {
+			s += " " + f.name
+		}
 	}
 	return s
 }

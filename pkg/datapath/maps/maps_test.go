@@ -3,6 +3,7 @@ package maps
 import (
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
@@ -69,5 +70,33 @@ func TestReasonNames(t *testing.T) {
 	}
 	if Reason(250).String() != "Unknown reason 250" {
 		t.Errorf("unknown reason: %s", Reason(250))
+	}
+}
+
+// metricsSlot inverts metrics_index (bpf/lib/maps.h): reason << 1 | dir.
+func TestMetricsSlot(t *testing.T) {
+	for _, c := range []struct {
+		idx    uint32
+		reason Reason
+		dir    string
+	}{{0, 0, "egress"}, {1, 0, "ingress"}, {2 * 133, 133, "egress"}, {2*255 + 1, 255, "ingress"}} {
+		r, d := metricsSlot(c.idx)
+		if r != c.reason || d != c.dir {
+			t.Errorf("slot %d: %v %s, want %v %s", c.idx, r, d, c.reason, c.dir)
+		}
+	}
+}
+
+func TestOpenFlags(t *testing.T) {
+	if f := OpenFlags(false, false); f != 0 {
+		t.Errorf("no open direction: %#x", f)
+	}
+	if f := OpenFlags(true, true); f != EndpointFlagIngressOpen|EndpointFlagEgressOpen {
+		t.Errorf("both open: %#x", f)
+	}
+	v := NewEndpointInfo(7, 42, nil, nil, 300, true)
+	v.Flags |= OpenFlags(false, true)
+	if s := FormatEndpointInfo(v); !strings.HasSuffix(s, " audit egress-open") {
+		t.Errorf("formatted as %q", s)
 	}
 }

@@ -20,7 +20,9 @@ type EndpointStats struct {
 	TxBytes   uint64 `json:"txBytes"`
 }
 
-// EpStatsMap is the per-CPU map of per-endpoint counters.
+// EpStatsMap is the per-CPU array of per-endpoint counters, one slot per
+// endpoint ID. Every slot always exists; a slot nobody counted on reads as
+// zero.
 type EpStatsMap struct{ m *ebpf.Map }
 
 // NewEpStatsMap wraps an already loaded map.
@@ -38,54 +40,66 @@ func OpenPinnedEpStatsMap(bpfRoot string) (*EpStatsMap, error) {
 // Close releases the map's file descriptor.
 func (s *EpStatsMap) Close() error { return s.m.Close() }
 
-// Init creates a zeroed entry for id, keeping counters that already exist
-// (an agent restart must not reset them).
-func (s *EpStatsMap) Init(id uint16) error {
+// Reset zeroes id's counters, so an ID used again starts from zero.
+func (s *EpStatsMap) Reset(id uint16) error {
 	key := uint32(id)
 	zero := make([]bpf.LxcEndpointStats, ebpf.MustPossibleCPU())
-	err := s.m.Update(&key, zero, ebpf.UpdateNoExist)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-		return fmt.Errorf("init %s[%d]: %w", EpStatsMapName, id, mapFullHint(s.m, err))
+	if err := s.m.Update(&key, zero, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("reset %s[%d]: %w", EpStatsMapName, id, err)
 	}
 	return nil
 }
 
-// Delete removes id's counters; a missing entry is not an error.
-func (s *EpStatsMap) Delete(id uint16) error {
-	key := uint32(id)
-	if err := s.m.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete %s[%d]: %w", EpStatsMapName, id, err)
-	}
-	return nil
-}
-
-// Get sums id's counters over all CPUs.
+// Get sums id's counters over all CPUs; ok is false when they are all zero.
 func (s *EpStatsMap) Get(id uint16) (EndpointStats, bool, error) {
 	key := uint32(id)
 	var per []bpf.LxcEndpointStats
-	err := s.m.Lookup(&key, &per)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return EndpointStats{}, false, nil
-	}
-	if err != nil {
+	if err := s.m.Lookup(&key, &per); err != nil {
 		return EndpointStats{}, false, fmt.Errorf("lookup %s[%d]: %w", EpStatsMapName, id, err)
 	}
-	return sumStats(per), true, nil
+	t := sumStats(per)
+	return t, t != (EndpointStats{}), nil
 }
 
-// Dump returns the summed counters of every endpoint.
+// Dump returns the summed counters of every endpoint ID whose counters are
+// not all zero.
 func (s *EpStatsMap) Dump() (map[uint16]EndpointStats, error) {
 	out := map[uint16]EndpointStats{}
-	var key uint32
-	var per []bpf.LxcEndpointStats
-	it := s.m.Iterate()
-	for it.Next(&key, &per) {
-		out[uint16(key)] = sumStats(per)
-	}
-	if err := it.Err(); err != nil {
+	err := dumpPerCPU(s.m, func(key uint32, per []bpf.LxcEndpointStats) {
+		if t := sumStats(per); t != (EndpointStats{}) {
+			out[uint16(key)] = t
+		}
+	})
+	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", EpStatsMapName, err)
 	}
 	return out, nil
+}
+
+// dumpPerCPU reads every slot of a per-CPU array in batches (a 64k-slot
+// array would otherwise cost a syscall per slot) and calls fn with each
+// slot's per-CPU values.
+func dumpPerCPU[V any](m *ebpf.Map, fn func(key uint32, per []V)) error {
+	const batch = 4096
+	ncpu, err := ebpf.PossibleCPU()
+	if err != nil {
+		return err
+	}
+	keys := make([]uint32, batch)
+	vals := make([]V, batch*ncpu)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := 0; i < n; i++ {
+			fn(keys[i], vals[i*ncpu:(i+1)*ncpu])
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func sumStats(per []bpf.LxcEndpointStats) EndpointStats {
@@ -111,7 +125,8 @@ type MetricsValue struct {
 	Bytes   uint64 `json:"bytes"`
 }
 
-// MetricsMap is the per-CPU map of node-wide forward/drop counters.
+// MetricsMap is the per-CPU array of node-wide forward/drop counters,
+// indexed by reason and direction (metrics_index in bpf/lib/maps.h).
 type MetricsMap struct{ m *ebpf.Map }
 
 // NewMetricsMap wraps an already loaded map.
@@ -129,25 +144,32 @@ func OpenPinnedMetricsMap(bpfRoot string) (*MetricsMap, error) {
 // Close releases the map's file descriptor.
 func (mm *MetricsMap) Close() error { return mm.m.Close() }
 
-// Dump returns every counter.
+// metricsSlot splits a slot index into reason and direction, the inverse
+// of metrics_index.
+func metricsSlot(idx uint32) (Reason, string) {
+	dir := "egress"
+	if idx&1 == uint32(bpf.LxcTrafficDirDIR_INGRESS) {
+		dir = "ingress"
+	}
+	return Reason(idx >> 1), dir
+}
+
+// Dump returns every counter that has counted something.
 func (mm *MetricsMap) Dump() (map[MetricsKey]MetricsValue, error) {
 	out := map[MetricsKey]MetricsValue{}
-	var k bpf.LxcMetricsKey
-	var per []bpf.LxcMetricsValue
-	it := mm.m.Iterate()
-	for it.Next(&k, &per) {
+	err := dumpPerCPU(mm.m, func(idx uint32, per []bpf.LxcMetricsValue) {
 		var t MetricsValue
 		for _, p := range per {
 			t.Packets += p.Packets
 			t.Bytes += p.Bytes
 		}
-		dir := "egress"
-		if k.Dir == uint8(bpf.LxcTrafficDirDIR_INGRESS) {
-			dir = "ingress"
+		if t.Packets == 0 {
+			return
 		}
-		out[MetricsKey{Reason: Reason(k.Reason), Direction: dir}] = t
-	}
-	if err := it.Err(); err != nil {
+		reason, dir := metricsSlot(idx)
+		out[MetricsKey{Reason: reason, Direction: dir}] = t
+	})
+	if err != nil {
 		return nil, fmt.Errorf("dump %s: %w", MetricsMapName, err)
 	}
 	return out, nil
