@@ -86,7 +86,7 @@ type Agent struct {
 	MonitorAggregationInterval string `json:"monitorAggregationInterval"`
 	// MonitorAggregationFlags are the TCP flags whose first appearance in a
 	// direction is reported at medium and maximum; empty: the level's
-	// default (all at medium; syn, fin, rst at maximum).
+	// default (syn, fin, rst, as Cilium's).
 	MonitorAggregationFlags []string `json:"monitorAggregationFlags,omitempty"`
 	// BPFEventsTraceEnabled lets the datapath report forwarded packets
 	// (trace events); drops and policy verdicts are always reported.
@@ -195,7 +195,7 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringSliceVar(&f.val.HubbleMetrics, "hubble-metrics", d.HubbleMetrics, "Hubble flow metrics to export with the Prometheus metrics, e.g. drop,tcp,flow,port-distribution,icmp,policy")
 	fs.StringVar(&f.val.MonitorAggregation, "monitor-aggregation", d.MonitorAggregation, "how much the datapath aggregates trace events: none, lowest, low, medium or maximum")
 	fs.StringVar(&f.val.MonitorAggregationInterval, "monitor-aggregation-interval", d.MonitorAggregationInterval, "at medium and maximum, report an active connection again after this long")
-	fs.StringSliceVar(&f.val.MonitorAggregationFlags, "monitor-aggregation-flags", d.MonitorAggregationFlags, "at medium and maximum, TCP flags (syn,ack,fin,rst,psh,urg,ece,cwr) reported when first seen in a direction; empty: all at medium, syn,fin,rst at maximum")
+	fs.StringSliceVar(&f.val.MonitorAggregationFlags, "monitor-aggregation-flags", d.MonitorAggregationFlags, "at medium and maximum, TCP flags (syn,ack,fin,rst,psh,urg,ece,cwr) reported when first seen in a direction; empty: syn,fin,rst")
 	fs.BoolVar(&f.val.BPFEventsTraceEnabled, "bpf-events-trace-enabled", d.BPFEventsTraceEnabled, "report forwarded packets (trace events) from the datapath; drops and policy verdicts are always reported")
 	fs.BoolVar(&f.val.EnableSocketLB, "enable-socket-lb", d.EnableSocketLB, "translate service addresses at the socket level for every process below --cgroup-root")
 	fs.IntVar(&f.val.BPFLBMapMax, "bpf-lb-map-max", d.BPFLBMapMax, "capacity of the service and backend BPF maps (a service takes one entry plus one per backend)")

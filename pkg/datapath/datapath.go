@@ -70,8 +70,7 @@ type Config struct {
 	MonitorAggregation int
 	// MonitorAggregationFlags is the mask of TCP flags (TCPFlag*) whose
 	// first sighting in a direction of a connection is traced at medium and
-	// maximum; 0 means the level's default (DefaultMonitorAggregationFlags:
-	// all flags at medium, SYN|FIN|RST at maximum).
+	// maximum; 0 means DefaultMonitorAggregationFlags (SYN|FIN|RST).
 	MonitorAggregationFlags uint8
 	// MonitorAggregationInterval is how long a direction of a connection
 	// may go without a trace at medium and maximum; 0 means

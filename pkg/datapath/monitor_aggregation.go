@@ -51,15 +51,13 @@ const (
 	MaxMonitorAggregationInterval = 12 * time.Hour
 )
 
-// DefaultMonitorAggregationFlags is the flag mask a level uses when none is
-// configured: every flag at medium (and below, where it is unused), SYN,
-// FIN and RST at maximum.
-func DefaultMonitorAggregationFlags(level int) uint8 {
-	if level >= MonitorAggregationMaximum {
-		return TCPFlagSYN | TCPFlagFIN | TCPFlagRST
-	}
-	return 0xff
-}
+// DefaultMonitorAggregationFlags is the flag mask used when none is
+// configured: SYN, FIN and RST, Cilium's default. A connection's first
+// packet and first reply are traced whatever the mask, so by default a TCP
+// connection shows up as its opening, its close and the periodic reminder,
+// not once more for its first ACK and its first data in each direction
+// (which nearly doubled the events of short connections).
+const DefaultMonitorAggregationFlags = TCPFlagSYN | TCPFlagFIN | TCPFlagRST
 
 var errAggregationLevel = errors.New("monitor aggregation level must be one of none, lowest, low, medium, maximum (or 0..4)")
 
@@ -149,7 +147,7 @@ func traceOptions(cfg Config) (loader.Trace, error) {
 	}
 	flags := cfg.MonitorAggregationFlags
 	if flags == 0 {
-		flags = DefaultMonitorAggregationFlags(level)
+		flags = DefaultMonitorAggregationFlags
 	}
 	return loader.Trace{Enabled: cfg.TraceEvents, Aggregation: uint8(level), Flags: flags, Interval: iv}, nil
 }

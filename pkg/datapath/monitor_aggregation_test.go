@@ -66,9 +66,9 @@ func TestTraceOptions(t *testing.T) {
 		err  string
 	}{
 		// The zero Config: traces off; the other values resolved anyway.
-		{Config{}, loader.Trace{Flags: 0xff, Interval: 5 * time.Second}, ""},
+		{Config{}, loader.Trace{Flags: TCPFlagSYN | TCPFlagFIN | TCPFlagRST, Interval: 5 * time.Second}, ""},
 		{Config{TraceEvents: true, MonitorAggregation: MonitorAggregationMedium},
-			loader.Trace{Enabled: true, Aggregation: 3, Flags: 0xff, Interval: 5 * time.Second}, ""},
+			loader.Trace{Enabled: true, Aggregation: 3, Flags: TCPFlagSYN | TCPFlagFIN | TCPFlagRST, Interval: 5 * time.Second}, ""},
 		{Config{TraceEvents: true, MonitorAggregation: MonitorAggregationMaximum},
 			loader.Trace{Enabled: true, Aggregation: 4, Flags: TCPFlagSYN | TCPFlagFIN | TCPFlagRST, Interval: 5 * time.Second}, ""},
 		{Config{TraceEvents: true, MonitorAggregation: MonitorAggregationMaximum, MonitorAggregationFlags: TCPFlagACK,

@@ -256,16 +256,18 @@ func TestPrivilegedDatapathTraceAggregation(t *testing.T) {
 		// clean close), in order.
 		fwd, rev []uint8
 	}{
-		// Forward: SYN (new), ACK (handshake's last), PSH (first data),
-		// FIN. Reply: SYN-ACK (first reply), PSH (first data), FIN.
-		{"medium", datapath.MonitorAggregationMedium, 0xff, []uint8{syn, ack, psh | ack, fin | ack}, []uint8{syn | ack, psh | ack, fin | ack}},
-		// SYN, FIN and RST only: the first packet, the first reply, FINs.
+		// The default mask (0: SYN, FIN and RST): the first packet, the
+		// first reply, FINs.
+		{"medium", datapath.MonitorAggregationMedium, 0, []uint8{syn, fin | ack}, []uint8{syn | ack, fin | ack}},
+		// Every flag: also ACK (the handshake's last) and PSH (the first
+		// data) in each direction.
+		{"medium-all-flags", datapath.MonitorAggregationMedium, 0xff, []uint8{syn, ack, psh | ack, fin | ack}, []uint8{syn | ack, psh | ack, fin | ack}},
 		{"maximum", datapath.MonitorAggregationMaximum, syn | fin | rst, []uint8{syn, fin | ack}, []uint8{syn | ack, fin | ack}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t, "auto")
 			dp := f.loadWith(t, func(cfg *datapath.Config) {
-				cfg.TraceEvents, cfg.MonitorAggregation = true, c.level
+				cfg.TraceEvents, cfg.MonitorAggregation, cfg.MonitorAggregationFlags = true, c.level, c.mask
 			})
 			ep1, pod1 := f.endpoint(t, dp, 1)
 			ep2, pod2 := f.endpoint(t, dp, 2)
