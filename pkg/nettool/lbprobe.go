@@ -86,67 +86,7 @@ func (s *peerServer) serveTCP(ctx context.Context) error {
 	if s.tcp == nil {
 		return nil
 	}
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		conns  = map[net.Conn]struct{}{}
-		closed bool
-	)
-	closeAll := func() {
-		s.tcp.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		closed = true
-		for c := range conns {
-			c.Close()
-		}
-	}
-	stop := context.AfterFunc(ctx, func() {
-		s.tcp.Close()
-		time.AfterFunc(peerDrain, closeAll)
-	})
-	defer func() {
-		if stop() {
-			// Not shutting down but failing: nothing to drain for.
-			closeAll()
-		}
-		wg.Wait()
-	}()
-	var backoff time.Duration
-	for {
-		c, err := s.tcp.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !isTransient(err) {
-				return fmt.Errorf("tcp accept on %s: %w", s.tcp.Addr(), cause(err))
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		mu.Lock()
-		if closed || len(conns) >= maxServerConns {
-			mu.Unlock()
-			c.Close()
-			continue
-		}
-		conns[c] = struct{}{}
-		mu.Unlock()
-		wg.Go(func() {
-			defer func() {
-				mu.Lock()
-				delete(conns, c)
-				mu.Unlock()
-				c.Close()
-			}()
-			s.echoLines(c)
-		})
-	}
+	return acceptConns(ctx, s.tcp, peerDrain, s.echoLines)
 }
 
 // echoLines answers every line with "NAME@PEER: <line>" until the peer

@@ -161,7 +161,16 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // serveTCP accepts line echo connections until ctx is done.
 func (s *Server) serveTCP(ctx context.Context) error {
-	ln := s.TCP
+	return acceptConns(ctx, s.TCP, 0, s.echoLines)
+}
+
+// acceptConns accepts connections on ln until ctx is done, each handled by
+// handle on its own goroutine (at most maxServerConns at a time; transient
+// accept errors back off). When ctx is done it stops accepting and closes
+// the established connections drain later (at once for 0), so a server can
+// let the answers in flight finish, as a well-behaved one does on SIGTERM.
+// It returns once every handler has returned.
+func acceptConns(ctx context.Context, ln net.Listener, drain time.Duration, handle func(net.Conn)) error {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -177,10 +186,15 @@ func (s *Server) serveTCP(ctx context.Context) error {
 			c.Close()
 		}
 	}
-	stop := context.AfterFunc(ctx, closeAll)
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		time.AfterFunc(drain, closeAll)
+	})
 	defer func() {
-		stop()
-		closeAll()
+		if stop() {
+			// Failing rather than shutting down: nothing to drain for.
+			closeAll()
+		}
 		wg.Wait()
 	}()
 
@@ -216,7 +230,7 @@ func (s *Server) serveTCP(ctx context.Context) error {
 				mu.Unlock()
 				c.Close()
 			}()
-			s.echoLines(c)
+			handle(c)
 		})
 	}
 }
