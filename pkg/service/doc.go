@@ -5,7 +5,8 @@
 // IDs, and the reconciler that writes only the differences to the
 // load-balancer maps (loadbalancer.LBMap).
 //
-// A Service is both the persisted record (<state-dir>/services.json) and
+// A Service is both the persisted record (<state-dir>/services.json, with
+// the changes since in services.journal: see store.go) and
 // the API model (docs/api.md, "Services"), so its JSON names are part of the
 // v1 API.
 //

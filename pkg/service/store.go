@@ -12,6 +12,20 @@ import (
 	lb "github.com/seta-net/seta/pkg/loadbalancer"
 )
 
+// The state of the table on disk is a snapshot, services.json, and a
+// journal, services.journal, of the changes since: one JSON line per
+// change, appended and fsync'd before the change is answered, so a change
+// costs the size of one service, not of the table. The journal is folded
+// into the snapshot at start and once it holds about as many records as
+// the table has services (so the rewrite costs O(1) per change on
+// average).
+//
+// Replaying the journal on a snapshot that already holds its records
+// gives that snapshot again (the last record of a frontend says what it
+// is), so a crash between writing a snapshot and emptying the journal
+// loses nothing. Tools may add services to services.json while the agent
+// is stopped (bench/lb does); the journal is replayed on top of them.
+
 // stateVersion is the format of services.json.
 const stateVersion = 1
 
@@ -48,7 +62,8 @@ func (t *Table) load() (*savedState, error) {
 	}
 	b, err := os.ReadFile(t.statePath())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		// No snapshot: the journal, if any, starts from nothing.
+		b, err = []byte(`{"version":1,"services":[],"backends":[]}`), nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read services: %w", err)
@@ -60,10 +75,15 @@ func (t *Table) load() (*savedState, error) {
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("%s has format version %d; this agent reads version %d", t.statePath(), st.Version, stateVersion)
 	}
+	recs, err := t.readJournal()
+	if err != nil {
+		return nil, err
+	}
+	st.replay(recs)
 	return &st, nil
 }
 
-// saveLocked writes services.json atomically (temporary file, fsync,
+// saveLocked writes the snapshot, services.json, atomically (temporary file, fsync,
 // rename), so a crash leaves the old or the new file, never a torn one.
 func (t *Table) saveLocked() error {
 	if t.cfg.StateDir == "" {
@@ -72,15 +92,7 @@ func (t *Table) saveLocked() error {
 	st := savedState{Version: stateVersion, Services: []savedService{}, Backends: []savedBackend{},
 		LastServiceID: t.lastEntry, LastBackendID: t.lastBackend}
 	for _, s := range t.svcs {
-		ss := savedService{Service: *s}
-		for _, p := range plan(s) {
-			if p.key.Scope == lb.ScopeInternal {
-				ss.InternalID = t.entryIDs[p.key]
-			} else {
-				ss.ID = t.entryIDs[p.key]
-			}
-		}
-		st.Services = append(st.Services, ss)
+		st.Services = append(st.Services, t.savedLocked(s))
 	}
 	slices.SortFunc(st.Services, func(a, b savedService) int { return cmp.Compare(a.ID, b.ID) })
 	for k, id := range t.backendIDs {
@@ -108,4 +120,17 @@ func (t *Table) saveLocked() error {
 		return fmt.Errorf("save services: %w", err)
 	}
 	return nil
+}
+
+// savedLocked is s with the IDs of its entries.
+func (t *Table) savedLocked(s *Service) savedService {
+	ss := savedService{Service: *s}
+	for _, p := range plan(s) {
+		if p.key.Scope == lb.ScopeInternal {
+			ss.InternalID = t.entryIDs[p.key]
+		} else {
+			ss.ID = t.entryIDs[p.key]
+		}
+	}
+	return ss
 }

@@ -2,7 +2,6 @@ package service
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -43,6 +42,11 @@ const (
 // load-balancer maps in step with them. Every change is validated first
 // (and refused whole), written to the maps as differences only, and
 // persisted; a change whose writes fail is undone.
+//
+// A change costs in proportion to the service changed, not to the table:
+// only its entries and backends are expanded, diffed and written, the
+// capacity check uses running counts, and it is persisted as one journal
+// record. Whole-table work is left to New and Refresh.
 type Table struct {
 	log *slog.Logger
 	cfg Config
@@ -50,6 +54,12 @@ type Table struct {
 
 	mu   sync.Mutex
 	svcs map[L4Addr]*Service
+
+	// Indexes kept in step with svcs (index.go): who lists each backend
+	// address, and the NodePort services of each port.
+	use         map[L4Addr]*beUse
+	listedLocal map[L4Addr][]bool
+	nodePorts   map[npKey]map[L4Addr]struct{}
 
 	// ID allocation. An ID is held while its entry (backend) is desired
 	// or still in the maps, so no ID is reused while conntrack or a slot
@@ -66,7 +76,18 @@ type Table struct {
 	// what they should hold as of the last sync.
 	written, want mapState
 	maglev        map[lb.Frontend]maglevCache
-	syncErr       error
+	// Running counts over want and written (sync.go): how many written
+	// entries name each backend and service ID, and the capacity sums.
+	wBackendRefs map[lb.BackendID]int
+	wIDRefs      map[lb.ServiceID]int
+	placesNeed   int // service-map places want ∪ written need (see checkCapacityLocked)
+	placesNow    int // service-map places the written entries take
+	backendUnion int // backend IDs in want or written
+	// failed holds, per datapath item, the error of its last write while
+	// it still differs from what it should be.
+	failed map[item]error
+
+	journal journal
 }
 
 type mapState struct {
@@ -100,7 +121,9 @@ func New(log *slog.Logger, cfg Config, lbm lb.LBMap) (*Table, error) {
 		entryIDs: map[lb.Frontend]lb.ServiceID{}, entryOwner: map[lb.ServiceID]lb.Frontend{},
 		backendIDs: map[L4Addr]lb.BackendID{}, backendOwner: map[lb.BackendID]L4Addr{},
 		written: newMapState(), want: newMapState(), maglev: map[lb.Frontend]maglevCache{},
+		wBackendRefs: map[lb.BackendID]int{}, wIDRefs: map[lb.ServiceID]int{}, failed: map[item]error{},
 	}
+	t.reindexLocked() // empty indexes
 	saved, err := t.load()
 	if err != nil {
 		return nil, err
@@ -114,11 +137,11 @@ func New(log *slog.Logger, cfg Config, lbm lb.LBMap) (*Table, error) {
 	// Pinned IDs first: established connections name them in conntrack.
 	for _, s := range services {
 		s.Backends, s.Maglev = slices.Clone(s.Backends), slices.Clone(s.Maglev)
-		t.written.services[s.Frontend] = s
+		t.setWritten(s.Frontend, s)
 		t.claimEntry(s.Frontend, s.ID)
 	}
 	for _, b := range backends {
-		t.written.backends[b.ID] = b
+		t.setWrittenBackend(b)
 		t.claimBackend(L4Addr{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: b.Proto}, b.ID)
 	}
 	for _, r := range revnats {
@@ -130,13 +153,16 @@ func New(log *slog.Logger, cfg Config, lbm lb.LBMap) (*Table, error) {
 	if saved != nil {
 		t.restoreSaved(saved)
 	}
-	if err := t.assignIDsLocked(); err != nil {
-		return nil, err
+	for _, k := range slices.SortedFunc(maps.Keys(t.svcs), compareL4) {
+		if err := t.assignIDsLocked(t.svcs[k]); err != nil {
+			return nil, err
+		}
 	}
-	if err := t.syncLocked(); err != nil {
+	if err := t.syncAllLocked(); err != nil {
 		t.log.Error("Writing the services to the datapath failed; retrying later", "error", err)
 	}
-	if err := t.saveLocked(); err != nil {
+	// Start from a fresh snapshot and an empty journal.
+	if err := t.compactLocked(); err != nil {
 		return nil, err
 	}
 	t.log.Info("Restored services", "services", len(t.svcs), "pinnedEntries", len(services), "pinnedBackends", len(backends))
@@ -155,7 +181,7 @@ func (t *Table) restoreSaved(st *savedState) {
 			t.log.Error("Dropping a saved service", "frontend", ss.Service.Frontend.String(), "error", err)
 			continue
 		}
-		t.svcs[n.Frontend] = &n
+		t.swapLocked(t.svcs[n.Frontend], &n, nil)
 		for _, p := range plan(&n) {
 			id := ss.ID
 			if p.key.Scope == lb.ScopeInternal {
@@ -214,20 +240,11 @@ func (t *Table) Upsert(s Service) (Detail, bool, error) {
 	if err != nil {
 		return Detail{}, false, err
 	}
-	key := n.Frontend
-	prev, existed := t.svcs[key]
-	t.svcs[key] = &n
-	err = t.applyLocked(func() {
-		if existed {
-			t.svcs[key] = prev
-		} else {
-			delete(t.svcs, key)
-		}
-	})
-	if err != nil {
+	prev := t.svcs[n.Frontend]
+	if err := t.changeLocked(prev, &n); err != nil {
 		return Detail{}, false, err
 	}
-	return t.detailLocked(&n), !existed, nil
+	return t.detailLocked(&n), prev == nil, nil
 }
 
 // Delete removes the service that has id (the ID of either of its entries).
@@ -254,8 +271,7 @@ func (t *Table) DeleteFrontend(f L4Addr) (Detail, error) {
 
 func (t *Table) deleteLocked(s *Service) (Detail, error) {
 	d := t.detailLocked(s)
-	delete(t.svcs, s.Frontend)
-	if err := t.applyLocked(func() { t.svcs[s.Frontend] = s }); err != nil {
+	if err := t.changeLocked(s, nil); err != nil {
 		return Detail{}, err
 	}
 	return d, nil
@@ -304,19 +320,20 @@ func (t *Table) Len() int {
 
 // Refresh recomputes every entry and writes what changed: call it when
 // endpoints of the node come or go (which backends are local), and to
-// retry writes that failed.
+// retry writes that failed. Unlike a change, it costs in proportion to
+// the whole table.
 func (t *Table) Refresh() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.syncLocked()
+	return t.syncAllLocked()
 }
 
-// Err is the error of the last sync with the datapath, nil when the maps
-// hold what they should.
+// Err tells why the maps do not hold what they should (the failed writes
+// not yet made good), nil when they do.
 func (t *Table) Err() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.syncErr
+	return t.failedErrLocked()
 }
 
 func (t *Table) byIDLocked(id lb.ServiceID) (*Service, bool) {
@@ -349,9 +366,10 @@ func (t *Table) validateLocked(s Service) (Service, error) {
 	if n.Type == NodePort {
 		// A NodePort on the unspecified address takes the port on every
 		// node address, so it overlaps any other NodePort of that port.
-		for _, o := range t.svcs {
+		for f := range t.nodePorts[nodePortKey(n.Frontend)] {
+			o := t.svcs[f]
 			of, nf := o.Frontend, n.Frontend
-			if o.Type != NodePort || of == nf || of.Port != nf.Port || of.Proto != nf.Proto || of.Addr.Is4() != nf.Addr.Is4() {
+			if of == nf {
 				continue
 			}
 			if of.Addr.IsUnspecified() || nf.Addr.IsUnspecified() {
@@ -376,33 +394,6 @@ func describeName(name string) string {
 		return "an unnamed service"
 	}
 	return name
-}
-
-// applyLocked makes a change of t.svcs real: IDs, datapath, state file. If
-// any step fails, undo restores the previous services and the maps are
-// brought back to them, so the failed request changes nothing.
-func (t *Table) applyLocked(undo func()) error {
-	err := t.assignIDsLocked()
-	if err == nil {
-		err = t.checkCapacityLocked()
-	}
-	if err == nil {
-		err = t.syncLocked()
-	}
-	if err == nil {
-		err = t.saveLocked()
-	}
-	if err == nil {
-		return nil
-	}
-	undo()
-	// The failed sync may have freed the IDs of entries it deleted.
-	if aerr := t.assignIDsLocked(); aerr != nil {
-		t.log.Error("Restoring the previous services failed", "error", aerr)
-	} else if serr := t.syncLocked(); serr != nil {
-		t.log.Warn("Restoring the previous services in the datapath failed; retrying later", "error", serr)
-	}
-	return err
 }
 
 // plannedEntry is one datapath entry of a service, before IDs.
@@ -455,72 +446,32 @@ func backendKey(s *Service, b Backend) L4Addr {
 	return L4Addr{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: s.Frontend.Proto}
 }
 
-// assignIDsLocked gives every desired entry and backend an ID.
-func (t *Table) assignIDsLocked() error {
-	keys := slices.SortedFunc(maps.Keys(t.svcs), compareL4)
-	for _, k := range keys {
-		s := t.svcs[k]
-		for _, p := range plan(s) {
-			if _, ok := t.entryIDs[p.key]; ok {
-				continue
-			}
-			id, err := t.allocEntry(p.key)
-			if err != nil {
-				return err
-			}
-			t.entryIDs[p.key], t.entryOwner[id] = id, p.key
-		}
-		for _, b := range s.Backends {
-			bk := backendKey(s, b)
-			if _, ok := t.backendIDs[bk]; ok {
-				continue
-			}
-			id, err := t.allocBackend()
-			if err != nil {
-				return err
-			}
-			t.backendIDs[bk], t.backendOwner[id] = id, bk
-		}
-	}
-	return nil
-}
-
-// checkCapacityLocked refuses a change the maps could not hold. New and
-// changed entries are written before old ones are deleted, so for a
-// moment the maps hold both: every entry counts with the larger of its old
-// and new slots, and entries on their way out count too. A change that
-// needs no more room than the maps use now is never refused, so services
-// can always be deleted or shrunk.
-func (t *Table) checkCapacityLocked() error {
-	if t.cfg.ServiceMapSize == 0 && t.cfg.BackendMapSize == 0 {
+// assignIDsLocked gives every entry and backend of s an ID (none for a nil
+// s).
+func (t *Table) assignIDsLocked(s *Service) error {
+	if s == nil {
 		return nil
 	}
-	want := t.desiredLocked()
-	if size := t.cfg.ServiceMapSize; size > 0 {
-		need, now := 0, 0
-		for k, e := range want.services {
-			need += 1 + max(len(e.Backends), len(t.written.services[k].Backends))
+	for _, p := range plan(s) {
+		if _, ok := t.entryIDs[p.key]; ok {
+			continue
 		}
-		for k, e := range t.written.services {
-			now += 1 + len(e.Backends)
-			if _, ok := want.services[k]; !ok {
-				need += 1 + len(e.Backends)
-			}
+		id, err := t.allocEntry(p.key)
+		if err != nil {
+			return err
 		}
-		if need > size && need > now {
-			return fmt.Errorf("%w: the services need %d entries in the service map (one per frontend entry and backend slot), it holds %d (raise --bpf-lb-map-max)", ErrLimit, need, size)
-		}
+		t.entryIDs[p.key], t.entryOwner[id] = id, p.key
 	}
-	if size := t.cfg.BackendMapSize; size > 0 {
-		need := len(want.backends)
-		for id := range t.written.backends {
-			if _, ok := want.backends[id]; !ok {
-				need++
-			}
+	for _, b := range s.Backends {
+		bk := backendKey(s, b)
+		if _, ok := t.backendIDs[bk]; ok {
+			continue
 		}
-		if need > size && need > len(t.written.backends) {
-			return fmt.Errorf("%w: the services need %d backends, the backend map holds %d (raise --bpf-lb-map-max)", ErrLimit, need, size)
+		id, err := t.allocBackend()
+		if err != nil {
+			return err
 		}
+		t.backendIDs[bk], t.backendOwner[id] = id, bk
 	}
 	return nil
 }
@@ -555,13 +506,6 @@ func (t *Table) allocBackend() (lb.BackendID, error) {
 	}
 }
 
-// beInfo is what the datapath's single entry of a backend address says,
-// whatever service lists it.
-type beInfo struct {
-	state State
-	local bool
-}
-
 // local says whether b runs on this node.
 func (t *Table) local(b Backend) bool {
 	switch {
@@ -571,71 +515,6 @@ func (t *Table) local(b Backend) bool {
 		return b.NodeName == t.cfg.NodeName
 	}
 	return t.cfg.IsLocal != nil && t.cfg.IsLocal(b.Addr.Addr())
-}
-
-// desiredLocked computes what the maps should hold. Every desired entry and
-// backend has an ID (assignIDsLocked).
-func (t *Table) desiredLocked() mapState {
-	want := newMapState()
-	// A backend address has one datapath entry, shared by the services
-	// that list it: it is as usable as the most usable of their states
-	// (an active listing keeps connections going) and local if any says
-	// so. Slots follow each service's own state.
-	info := map[L4Addr]beInfo{}
-	for _, s := range t.svcs {
-		for _, b := range s.Backends {
-			k := backendKey(s, b)
-			i, seen := info[k]
-			if !seen {
-				i.state = b.State
-			}
-			i.state = min(i.state, b.State)
-			i.local = i.local || t.local(b)
-			info[k] = i
-		}
-	}
-	for k, i := range info {
-		id := t.backendIDs[k]
-		want.backends[id] = lb.Backend{ID: id, Addr: k.AddrPort(), Proto: k.Proto, State: lb.BackendState(i.state), Local: i.local}
-	}
-	for _, s := range t.svcs {
-		for _, p := range plan(s) {
-			id := t.entryIDs[p.key]
-			e := lb.LBService{Frontend: p.key, ID: id, Flags: p.flags}
-			if p.localOnly {
-				e.Flags |= lb.FlagLocal
-			}
-			if s.SessionAffinity == AffinityClientIP {
-				e.AffinityTimeout = uint32(s.SessionAffinityTimeout)
-			}
-			var names []string
-			for _, b := range s.Backends {
-				k := backendKey(s, b)
-				if b.State != Active || p.localOnly && !info[k].local {
-					continue
-				}
-				e.Backends = append(e.Backends, t.backendIDs[k])
-				names = append(names, b.Addr.String())
-			}
-			if e.Flags&lb.FlagMaglev != 0 {
-				if len(e.Backends) == 0 {
-					// Nothing to select; a flag without a table would
-					// only invite the datapath to read an empty one.
-					e.Flags &^= lb.FlagMaglev
-				} else {
-					e.Maglev = t.maglevTable(p.key, e.Backends, names)
-				}
-			}
-			want.services[p.key] = e
-			want.revnats[id] = lb.RevNat{ID: id, Addr: netip.AddrPortFrom(p.key.Addr, p.key.Port)}
-		}
-	}
-	for k := range t.maglev {
-		if _, ok := want.services[k]; !ok {
-			delete(t.maglev, k)
-		}
-	}
-	return want
 }
 
 // maglevTable returns the entry's table, computing it only when its slots
@@ -659,129 +538,6 @@ func sameService(a, b lb.LBService) bool {
 		slices.Equal(a.Backends, b.Backends) && slices.Equal(a.Maglev, b.Maglev)
 }
 
-// syncLocked writes the differences between what the maps should hold and
-// what they hold, in an order that never lets the datapath see a
-// reference to something missing:
-//
-//  1. backends (new and changed), before any slot names them;
-//  2. reverse-NAT entries, before the service entry whose replies need them;
-//  3. service entries, internal scope first (an external entry with
-//     FlagTwoScopes must find its twin) — each only once its backends and
-//     reverse-NAT entry are in;
-//  4. deletions of service entries (external first), then of reverse-NAT
-//     entries and backends that no written entry names any more.
-//
-// A failed write does not stop independent ones; what depends on it waits
-// for the next sync. The errors are returned together.
-func (t *Table) syncLocked() error {
-	want := t.desiredLocked()
-	t.want = want
-	w := &t.written
-	var errs []error
-
-	for _, id := range slices.Sorted(maps.Keys(want.backends)) {
-		b := want.backends[id]
-		if cur, ok := w.backends[id]; ok && cur == b {
-			continue
-		}
-		if err := t.lbm.UpsertBackend(b); err != nil {
-			errs = append(errs, fmt.Errorf("write backend %d (%s/%s): %w", id, b.Addr, b.Proto, err))
-			continue
-		}
-		w.backends[id] = b
-	}
-	for _, id := range slices.Sorted(maps.Keys(want.revnats)) {
-		r := want.revnats[id]
-		if cur, ok := w.revnats[id]; ok && cur == r {
-			continue
-		}
-		if err := t.lbm.UpsertRevNat(r); err != nil {
-			errs = append(errs, fmt.Errorf("write reverse NAT %d (%s): %w", id, r.Addr, err))
-			continue
-		}
-		w.revnats[id] = r
-	}
-	for _, k := range slices.SortedFunc(maps.Keys(want.services), upsertOrder) {
-		e := want.services[k]
-		if cur, ok := w.services[k]; ok && sameService(cur, e) {
-			continue
-		}
-		if missing := t.missingLocked(e); missing != "" {
-			errs = append(errs, fmt.Errorf("service entry %d (%s) not written: %s", e.ID, k, missing))
-			continue
-		}
-		if err := t.lbm.UpsertService(e); err != nil {
-			errs = append(errs, fmt.Errorf("write service entry %d (%s): %w", e.ID, k, err))
-			continue
-		}
-		w.services[k] = e
-	}
-
-	for _, k := range slices.SortedFunc(maps.Keys(w.services), deleteOrder) {
-		if _, ok := want.services[k]; ok {
-			continue
-		}
-		if err := t.lbm.DeleteService(k); err != nil {
-			errs = append(errs, fmt.Errorf("delete service entry %d (%s): %w", w.services[k].ID, k, err))
-			continue
-		}
-		delete(w.services, k)
-	}
-	usedIDs, usedBackends := map[lb.ServiceID]bool{}, map[lb.BackendID]bool{}
-	for _, e := range w.services {
-		usedIDs[e.ID] = true
-		for _, id := range e.Backends {
-			usedBackends[id] = true
-		}
-		for _, id := range e.Maglev {
-			usedBackends[id] = true
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(w.revnats)) {
-		if _, ok := want.revnats[id]; ok || usedIDs[id] {
-			continue
-		}
-		if err := t.lbm.DeleteRevNat(id); err != nil {
-			errs = append(errs, fmt.Errorf("delete reverse NAT %d: %w", id, err))
-			continue
-		}
-		delete(w.revnats, id)
-	}
-	for _, id := range slices.Sorted(maps.Keys(w.backends)) {
-		if _, ok := want.backends[id]; ok || usedBackends[id] {
-			continue
-		}
-		if err := t.lbm.DeleteBackend(id); err != nil {
-			errs = append(errs, fmt.Errorf("delete backend %d (%s): %w", id, w.backends[id].Addr, err))
-			continue
-		}
-		delete(w.backends, id)
-	}
-	t.gcIDsLocked()
-	t.syncErr = errors.Join(errs...)
-	return t.syncErr
-}
-
-// missingLocked names what e refers to that the maps do not hold yet.
-func (t *Table) missingLocked(e lb.LBService) string {
-	for _, id := range e.Backends {
-		if _, ok := t.written.backends[id]; !ok {
-			return fmt.Sprintf("backend %d is not in the map", id)
-		}
-	}
-	if r, ok := t.written.revnats[e.ID]; !ok || r != t.want.revnats[e.ID] {
-		return "its reverse-NAT entry is not in the map"
-	}
-	if e.Flags&lb.FlagTwoScopes != 0 {
-		in := e.Frontend
-		in.Scope = lb.ScopeInternal
-		if _, ok := t.written.services[in]; !ok {
-			return "its internal-scope entry is not in the map"
-		}
-	}
-	return ""
-}
-
 func upsertOrder(a, b lb.Frontend) int {
 	// Internal scope (1) first.
 	return cmp.Or(cmp.Compare(b.Scope, a.Scope), compareFrontend(a, b))
@@ -797,39 +553,4 @@ func compareFrontend(a, b lb.Frontend) int {
 
 func compareL4(a, b L4Addr) int {
 	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto))
-}
-
-// gcIDsLocked frees the IDs that neither a desired nor a written entry
-// (backend) holds.
-func (t *Table) gcIDsLocked() {
-	inUse := map[lb.ServiceID]bool{}
-	for _, e := range t.want.services {
-		inUse[e.ID] = true
-	}
-	for _, e := range t.written.services {
-		inUse[e.ID] = true
-	}
-	for id := range t.written.revnats {
-		inUse[id] = true
-	}
-	for id, key := range t.entryOwner {
-		if inUse[id] {
-			continue
-		}
-		delete(t.entryOwner, id)
-		if t.entryIDs[key] == id {
-			delete(t.entryIDs, key)
-		}
-	}
-	for id, key := range t.backendOwner {
-		_, wanted := t.want.backends[id]
-		_, written := t.written.backends[id]
-		if wanted || written {
-			continue
-		}
-		delete(t.backendOwner, id)
-		if t.backendIDs[key] == id {
-			delete(t.backendIDs, key)
-		}
-	}
 }
