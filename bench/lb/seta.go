@@ -181,9 +181,9 @@ type mapUsage struct {
 }
 
 // load makes the agent hold the first n measured services. Programming
-// tens of thousands of services one PUT at a time takes hours (each PUT
-// costs time in proportion to the services present, see the programming
-// measurement), so the bench uses the agent's own restore path: with the
+// tens of thousands of services one PUT at a time takes minutes (each PUT
+// is an HTTP round trip plus an fsync'd journal record), so the bench uses
+// the agent's own restore path: with the
 // agent stopped it adds the services to the agent's state file, then
 // starts the agent, which validates them, gives them IDs and writes the
 // maps through the same table and lb map code that serves the API.
