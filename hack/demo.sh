@@ -19,6 +19,9 @@ run seta lab up
 for p in web client; do
 	seta lab pod delete "$p" >/dev/null 2>&1 || true
 done
+for svc in web web-np; do
+	seta lab service delete "$svc" >/dev/null 2>&1 || true
+done
 run seta lab pod run web --labels app=web,tier=frontend -- seta-nettool serve
 run seta lab pod run client --labels app=client -- sleep infinity
 run seta lab pod list
@@ -76,6 +79,16 @@ run seta lab service create web --port 80 --target-port 8080 --selector app=web
 run seta service list
 run seta lab pod exec client -- getent hosts web.default.svc.cluster.local
 run seta lab pod exec client -- seta-nettool http http://web.default.svc.cluster.local/
+
+echo
+echo "== NodePort: from outside the node (a client on the lab's underlay), translated by node1's eth0 program"
+run seta lab service create web-np --type NodePort --port 80 --target-port 8080 --selector app=web --node-port 30080
+# The underlay bridge gets an address of its own: the "outside" client.
+# It lives in the lab's underlay namespace and goes away with the lab.
+underlay="seta-${SETA_LAB:-default}-underlay"
+ip -n "$underlay" addr replace 198.18.0.254/24 dev br0
+run ip netns exec "$underlay" seta-nettool http http://198.18.0.11:30080/
+run seta bpf nat list
 rm -f "$policy"
 
 cat <<EOT
