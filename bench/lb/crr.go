@@ -37,6 +37,9 @@ type crrResult struct {
 	// AgentCPU: the Seta agent's CPU time during the measurement, per
 	// second of it (1 = one core): the socket LB needs none of it.
 	AgentCPU float64 `json:",omitempty"`
+	// BPF: what the lab node's programs ran over the measurement, by
+	// program name (from the kernel's BPF run statistics; --bpf-stats).
+	BPF map[string]progRuns `json:",omitempty"`
 }
 
 // runCRRChild is the client, run by the parent inside the client's

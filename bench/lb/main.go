@@ -82,6 +82,7 @@ var (
 	clientCPU       = flag.Int("client-cpu", 1, "CPU the clients are pinned to")
 	serverCPU       = flag.Int("server-cpu", 0, "CPU the servers are pinned to")
 	jsonOut         = flag.String("json", "", "write the raw results as JSON to this file (default: printed after the tables)")
+	bpfStats        = flag.Bool("bpf-stats", true, "turn on the kernel's BPF run statistics (BPF_ENABLE_STATS) for the run to time Seta's programs per run (costs every BPF program two clock reads per run)")
 
 	dumpRules = flag.Int("dump-iptables", 0, "print the whole kube-proxy-style nat table (iptables-restore input) for this many services and exit")
 	crrChild  = flag.String("crr-child", "", "internal: run the CRR client against this address and print JSON")
@@ -256,6 +257,8 @@ type bench struct {
 	counts  []int
 	setups  map[string]bool
 	started []*exec.Cmd
+	// bpfStats keeps the BPF run statistics on; nil without them.
+	bpfStats io.Closer
 }
 
 func (b *bench) bin(name string) string { return abs(filepath.Join(*binDir, name)) }
@@ -276,6 +279,9 @@ func (b *bench) cleanup() {
 		if err := lab.Down(context.Background(), lab.DownOptions{Name: labName, Out: io.Discard}); err != nil {
 			fmt.Fprintln(os.Stderr, "lb bench: cleanup:", err)
 		}
+	}
+	if b.bpfStats != nil {
+		b.bpfStats.Close()
 	}
 }
 

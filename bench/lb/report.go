@@ -35,10 +35,10 @@ func crrSummary(cs []crrResult) (rate, lo, hi, c50, c99 float64) {
 
 func reportCRR(w io.Writer, r *results) {
 	fmt.Fprintf(w, "\n### Connection rate and first-packet latency to the last of N services\n\n")
-	fmt.Fprintf(w, "One client (pinned to CPU %s) makes connections one after the other to the last service's ClusterIP (connect, one request line and its echo, half-close, wait for the server's close; up to %s connections or %s per measurement), %s rounds per setup and N in alternating order, after an unrecorded warm-up. Rate: median of the rounds (min–max). Connect: how long the blocking connect() took (SYN → SYN-ACK), median over the rounds of each round's p50 / p99. Ratios are to the smallest N of this run. Seta agent CPU: the agent's CPU time over the measurement per second (100%% = one core).\n\n",
-		r.Flags["client-cpu"], r.Flags["crr-count"], r.Flags["crr-duration"], r.Flags["rounds"])
-	fmt.Fprintln(w, "| N | Seta conn/s | Seta ratio | Seta connect p50 / p99 | Seta agent CPU | iptables conn/s | iptables ratio | iptables connect p50 / p99 |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "One client (pinned to CPU %s) makes connections one after the other to the last service's ClusterIP (connect, one request line and its echo, half-close, wait for the server's close; up to %s connections or %s per measurement), %s rounds per setup and N in alternating order, after an unrecorded warm-up. Rate: median of the rounds (min–max). Connect: how long the blocking connect() took (SYN → SYN-ACK), median over the rounds of each round's p50 / p99. Ratios are to the smallest N of this run. Seta agent CPU: the agent's CPU time over the measurement per second (100%% = one core). Seta BPF: the mean time of one run of the socket LB's connect() hook (%s, once per connection) and of the tc program on the pods' host-side veths (%s, once per packet a pod sends, servers' included), from the kernel's BPF run statistics over all rounds (total run time / runs; statistics on for the run through BPF_ENABLE_STATS).\n\n",
+		r.Flags["client-cpu"], r.Flags["crr-count"], r.Flags["crr-duration"], r.Flags["rounds"], progConnect4, progFromContainer)
+	fmt.Fprintln(w, "| N | Seta conn/s | Seta ratio | Seta connect p50 / p99 | Seta agent CPU | Seta BPF ns/run: connect4 / from_container | iptables conn/s | iptables ratio | iptables connect p50 / p99 |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	var seta0, ipt0 float64
 	for _, st := range r.Steps {
 		row := fmt.Sprintf("| %d |", st.N)
@@ -47,11 +47,12 @@ func reportCRR(w io.Writer, r *results) {
 			if seta0 == 0 {
 				seta0 = rate
 			}
-			row += fmt.Sprintf(" %.0f (%.0f–%.0f) | %.3f | %.0f / %.0f µs | %.1f%% |", rate, lo, hi, rate/seta0, c50, c99, 100*agentCPU(st.CRR["seta"]))
+			row += fmt.Sprintf(" %.0f (%.0f–%.0f) | %.3f | %.0f / %.0f µs | %.1f%% | %s / %s |", rate, lo, hi, rate/seta0, c50, c99, 100*agentCPU(st.CRR["seta"]),
+				bpfNsPerRun(st.CRR["seta"], progConnect4), bpfNsPerRun(st.CRR["seta"], progFromContainer))
 		} else if st.N > r.SetaMaxServices {
-			row += fmt.Sprintf(" n/a (at most %d services) | | | |", r.SetaMaxServices)
+			row += fmt.Sprintf(" n/a (at most %d services) | | | | |", r.SetaMaxServices)
 		} else {
-			row += " — | | | |"
+			row += " — | | | | |"
 		}
 		if len(st.CRR["iptables"]) > 0 {
 			rate, lo, hi, c50, c99 := crrSummary(st.CRR["iptables"])
@@ -81,6 +82,20 @@ func agentCPU(cs []crrResult) float64 {
 	}
 	m, _, _ := medianSpread(v)
 	return m
+}
+
+// bpfNsPerRun is a program's mean run time over the measurements: their
+// total run time over their total runs, "—" without statistics.
+func bpfNsPerRun(cs []crrResult, prog string) string {
+	var sum progRuns
+	for _, c := range cs {
+		sum.Runs += c.BPF[prog].Runs
+		sum.RunNs += c.BPF[prog].RunNs
+	}
+	if sum.Runs == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", sum.NsPerRun())
 }
 
 func reportLoad(w io.Writer, r *results) {

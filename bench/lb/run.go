@@ -68,8 +68,15 @@ type side interface {
 func (b *bench) run(ctx context.Context) (*results, error) {
 	res := &results{Machine: describeMachine(), Flags: map[string]string{}}
 	for _, f := range []string{"services", "setups", "rounds", "crr-count", "crr-duration", "rr-duration", "rr-rounds", "program-repeats",
-		"program-time", "iptables-restore", "agent-args", "client-cpu", "server-cpu"} {
+		"program-time", "iptables-restore", "agent-args", "client-cpu", "server-cpu", "bpf-stats"} {
 		res.Flags[f] = flag.Lookup(f).Value.String()
+	}
+	if b.setups["seta"] && *bpfStats {
+		stats, err := enableBPFStats()
+		if err != nil {
+			return nil, err
+		}
+		b.bpfStats = stats
 	}
 	var sides []side
 	progress("starting lab %s", labName)

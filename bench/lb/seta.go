@@ -485,13 +485,20 @@ func (s *setaSide) programCLI(ctx context.Context) (programResult, error) {
 }
 
 // crrWithAgentCPU is a CRR measurement from the client pod, with the
-// agent's CPU use over it.
+// agent's CPU use over it and, with BPF statistics on, what the node's
+// programs ran.
 func (s *setaSide) crrWithAgentCPU(addr string, count int) (crrResult, error) {
 	st, err := s.state()
 	if err != nil {
 		return crrResult{}, err
 	}
-	pid := st.Nodes[0].Agent.PID
+	pid, bpfRoot := st.Nodes[0].Agent.PID, st.Nodes[0].BPFRoot
+	var runs0 progSnapshot
+	if s.b.bpfStats != nil {
+		if runs0, err = readProgStats(bpfRoot); err != nil {
+			return crrResult{}, err
+		}
+	}
 	cpu0, err := procCPUSeconds(pid)
 	if err != nil {
 		return crrResult{}, err
@@ -506,6 +513,18 @@ func (s *setaSide) crrWithAgentCPU(addr string, count int) (crrResult, error) {
 		return res, err
 	}
 	res.AgentCPU = (cpu1 - cpu0) / time.Since(t0).Seconds()
+	if runs0 != nil {
+		runs1, err := readProgStats(bpfRoot)
+		if err != nil {
+			return res, err
+		}
+		if res.BPF, err = runs1.since(runs0); err != nil {
+			return res, err
+		}
+		if err := checkRuns(res.BPF, res.OK); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
