@@ -115,33 +115,9 @@ func (s *peerServer) serveUDP(ctx context.Context) error {
 	if s.udp == nil {
 		return nil
 	}
-	pc := s.udp
-	stop := context.AfterFunc(ctx, func() { pc.Close() })
-	defer func() {
-		stop()
-		pc.Close()
-	}()
-	buf := make([]byte, maxDatagram)
-	var backoff time.Duration
-	for {
-		n, peer, err := pc.ReadFrom(buf)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if !isTransient(err) {
-				return fmt.Errorf("udp read on %s: %w", pc.LocalAddr(), cause(err))
-			}
-			backoff = min(max(2*backoff, 5*time.Millisecond), maxAcceptBackoff)
-			if !sleepCtx(ctx, backoff) {
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		// A failed reply (peer gone, reply too large) only concerns that peer.
-		pc.WriteTo(append([]byte(s.prefix(peer)+": "), buf[:n]...), peer)
-	}
+	return serveDatagrams(ctx, s.udp, func(peer net.Addr, msg []byte) []byte {
+		return append([]byte(s.prefix(peer)+": "), msg...)
+	})
 }
 
 func runServePeer(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -257,15 +257,23 @@ func (s *Server) echoLines(c net.Conn) {
 
 // serveUDP echoes datagrams until ctx is done.
 func (s *Server) serveUDP(ctx context.Context) error {
-	pc := s.UDP
+	prefix := s.Name + ": "
+	out := make([]byte, 0, maxDatagram+len(prefix))
+	return serveDatagrams(ctx, s.UDP, func(peer net.Addr, msg []byte) []byte {
+		return append(append(out[:0], prefix...), msg...)
+	})
+}
+
+// serveDatagrams answers every datagram read from pc with what reply
+// makes of it, until ctx is done; transient read errors back off. A failed
+// reply (peer gone, reply too large) only concerns that peer.
+func serveDatagrams(ctx context.Context, pc net.PacketConn, reply func(peer net.Addr, msg []byte) []byte) error {
 	stop := context.AfterFunc(ctx, func() { pc.Close() })
 	defer func() {
 		stop()
 		pc.Close()
 	}()
 	buf := make([]byte, maxDatagram)
-	prefix := s.Name + ": "
-	out := make([]byte, 0, maxDatagram+len(prefix))
 	var backoff time.Duration
 	for {
 		n, peer, err := pc.ReadFrom(buf)
@@ -283,9 +291,7 @@ func (s *Server) serveUDP(ctx context.Context) error {
 			continue
 		}
 		backoff = 0
-		out = append(append(out[:0], prefix...), buf[:n]...)
-		// A failed reply (peer gone, reply too large) only concerns that peer.
-		pc.WriteTo(out, peer)
+		pc.WriteTo(reply(peer, buf[:n]), peer)
 	}
 }
 
