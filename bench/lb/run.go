@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/seta-net/seta/pkg/datapath/progstats"
 	"github.com/seta-net/seta/pkg/lab"
 )
 
@@ -72,7 +73,7 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 		res.Flags[f] = flag.Lookup(f).Value.String()
 	}
 	if b.setups["seta"] && *bpfStats {
-		stats, err := enableBPFStats()
+		stats, err := progstats.Enable()
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/seta-net/seta/pkg/client"
 	"github.com/seta-net/seta/pkg/datapath/lb"
+	"github.com/seta-net/seta/pkg/datapath/progstats"
 	"github.com/seta-net/seta/pkg/lab"
 	lbt "github.com/seta-net/seta/pkg/loadbalancer"
 	"github.com/seta-net/seta/pkg/nsutil"
@@ -493,7 +494,7 @@ func (s *setaSide) crrWithAgentCPU(addr string, count int) (crrResult, error) {
 		return crrResult{}, err
 	}
 	pid, bpfRoot := st.Nodes[0].Agent.PID, st.Nodes[0].BPFRoot
-	var runs0 progSnapshot
+	var runs0 progstats.Snapshot
 	if s.b.bpfStats != nil {
 		if runs0, err = readProgStats(bpfRoot); err != nil {
 			return crrResult{}, err
@@ -518,7 +519,7 @@ func (s *setaSide) crrWithAgentCPU(addr string, count int) (crrResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if res.BPF, err = runs1.since(runs0); err != nil {
+		if res.BPF, err = runs1.Since(runs0); err != nil {
 			return res, err
 		}
 		if err := checkRuns(res.BPF, res.OK); err != nil {
