@@ -9,7 +9,8 @@
  * traffic from other nodes) comes through here. The program finds the
  * endpoint, applies its ingress policy (unless the packet answers a
  * connection the pod opened: then, if that connection was translated from a
- * service address, the reply's source becomes the service again), rewrites
+ * service address, the reply's source becomes the service again; or
+ * continues a connection allowed under the current policy revision), rewrites
  * the MACs as the pod's gateway would, counts the packet, traces it
  * (TRACE_TO_LXC, lib/trace.h) and hands it to the pod's eth0 with
  * bpf_redirect_peer (lib/deliver.h, shared with NodePort on the devices). */
@@ -35,8 +36,8 @@ int cil_from_host(struct __sk_buff *skb)
 	struct endpoint_key key;
 	struct ct_key t = {};
 	struct l4_info l = {};
-	struct ct_fwd f = {};
-	__u32 src_id, l4off;
+	struct ct_state f = {};
+	__u32 l4off;
 
 	switch (skb->protocol) {
 	case bpf_htons(ETH_P_IP): {
@@ -50,7 +51,6 @@ int cil_from_host(struct __sk_buff *skb)
 		t.family = ADDR_FAMILY_IPV4;
 		__builtin_memcpy(t.saddr, &ip4->saddr, 4);
 		__builtin_memcpy(t.daddr, &ip4->daddr, 4);
-		src_id = ipcache_identity4(ip4->saddr);
 		l4off = ETH_HLEN + ip4->ihl * 4;
 		if (!(ip4->frag_off & bpf_htons(0x1fff)))
 			parse_l4(skb, l4off, ip4->protocol, 0, &t, &l);
@@ -69,7 +69,6 @@ int cil_from_host(struct __sk_buff *skb)
 		t.family = ADDR_FAMILY_IPV6;
 		__builtin_memcpy(t.saddr, &ip6->saddr, 16);
 		__builtin_memcpy(t.daddr, &ip6->daddr, 16);
-		src_id = ipcache_identity6(&ip6->saddr);
 		l4off = ETH_HLEN + sizeof(struct ipv6hdr);
 		parse_l4(skb, l4off, ip6->nexthdr, 1, &t, &l);
 		break;
@@ -84,5 +83,7 @@ int cil_from_host(struct __sk_buff *skb)
 		 * agent removes such routes, so this is a race with a delete. */
 		return drop_packet(skb, DIR_INGRESS, DROP_UNKNOWN_ENDPOINT);
 	}
-	return to_endpoint(skb, ep, &t, &l, src_id, l4off, &f);
+	/* The source's identity (an ipcache lookup) is looked up only when
+	 * policy or a trace needs it. */
+	return to_endpoint(skb, ep, &t, &l, 0, l4off, &f);
 }

@@ -20,8 +20,9 @@
  * Every packet that is not a reply of a tracked connection is checked
  * against the egress policy of the sending endpoint and, when the receiver
  * is a local endpoint, its ingress policy, or the node's own ingress policy
- * when the receiver is the node (lib/enforce.h). Policy and conntrack see
- * the translated packet: a service's policy is its backends'.
+ * when the receiver is the node (lib/enforce.h), unless its connection was
+ * allowed under the current policy revision. Policy and conntrack see the
+ * translated packet: a service's policy is its backends'.
  *
  * A forwarded packet is traced (lib/trace.h) where it leaves: TRACE_TO_LXC
  * when delivered to a local endpoint, TRACE_TO_STACK when passed to the
@@ -62,6 +63,8 @@ struct shared_types {
 	enum monitor_aggregation aggregation;
 	enum lb_nat_dir nat_dir;
 	enum lb_nat_flags nat_flags;
+	enum ct_flags ct_flags;
+	enum ct_lifetime ct_lifetime;
 	struct datapath_event ev;
 	struct lb_nat_key nat_key;
 	struct lb_nat_entry nat_entry;
@@ -91,11 +94,17 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct end
 	return ret;
 }
 
-/* to_stack passes a packet to the host stack, traced as TRACE_TO_STACK. */
+/* to_stack passes a packet to the host stack, traced as TRACE_TO_STACK.
+ * dst_id is the destination's identity, 0 if not looked up yet: only a
+ * trace needs it here. */
 static __always_inline int to_stack(struct __sk_buff *skb, const struct endpoint_info *src, __u32 dst_id,
 				    const struct ct_key *t, const struct l4_info *l, const struct trace_ctx *tr)
 {
 	update_metrics(skb->len, DIR_EGRESS, REASON_FORWARDED);
+	if (!trace_wanted(tr))
+		return CTX_ACT_OK;
+	if (!dst_id)
+		dst_id = ipcache_identity(t->daddr, t->family);
 	emit_trace(skb, TRACE_TO_STACK, tr, DIR_EGRESS, src->id, src->identity, dst_id, skb->ifindex, t, l);
 	return CTX_ACT_OK;
 }
@@ -128,27 +137,36 @@ static __always_inline int drop_lb(struct __sk_buff *skb, const struct endpoint_
 /* policy_packet applies policy to a packet leaving src that is not a
  * reply: src's egress policy must allow the destination and, for a local
  * destination, dst's ingress policy must allow src (for the node as
- * destination, the node's ingress policy). f is the packet's conntrack
- * lookup if service translation made it already. Returns -1 when the
- * packet was dropped. */
+ * destination, the node's ingress policy), unless the packet continues a
+ * connection allowed under the current policy revision (policy_fresh).
+ * *dst_id is the destination's identity, 0 until it is looked up in the
+ * ipcache, which is done here only when policy needs it. f is the
+ * packet's conntrack lookup. Returns -1 when the packet was dropped. */
 static __always_inline int policy_packet(struct __sk_buff *skb, const struct endpoint_info *src,
-					 const struct endpoint_info *dst, __u32 dst_id,
+					 const struct endpoint_info *dst, __u32 *dst_id,
 					 const struct ct_key *t, const struct l4_info *l,
-					 struct ct_fwd *f, struct trace_ctx *tr)
+					 struct ct_state *f, struct trace_ctx *tr)
 {
 	ct_lookup_once(t, f);
-	if (enforce(skb, src, DIR_EGRESS, dst_id, src->identity, dst_id, l, t, f->new_conn) < 0)
-		return -1;
-	if (dst && enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f->new_conn) < 0)
-		return -1;
-	if (!dst && dst_id == IDENTITY_HOST) {
-		/* To the node itself: the node's ingress (host) policy. */
-		struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
-
-		if (enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, dst_id, l, t, f->new_conn) < 0)
+	if (!policy_fresh(f)) {
+		if (!*dst_id)
+			*dst_id = ipcache_identity(t->daddr, t->family);
+		if (policy_passed(f, enforce(skb, src, DIR_EGRESS, *dst_id, src->identity, *dst_id, l, t,
+					     f->new_conn)) < 0)
 			return -1;
+		if (dst && policy_passed(f, enforce(skb, dst, DIR_INGRESS, src->identity, src->identity, *dst_id,
+						    l, t, f->new_conn)) < 0)
+			return -1;
+		if (!dst && *dst_id == IDENTITY_HOST) {
+			/* To the node itself: the node's ingress (host) policy. */
+			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
+
+			if (policy_passed(f, enforce(skb, &host, DIR_INGRESS, src->identity, src->identity, *dst_id,
+						     l, t, f->new_conn)) < 0)
+				return -1;
+		}
 	}
-	return track(skb, DIR_EGRESS, src->id, src->identity, dst_id, l, t, f, tr);
+	return track(skb, DIR_EGRESS, src->id, src->identity, *dst_id, l, t, f, tr);
 }
 
 /* dec_ttl decrements the TTL (hop limit) as a router does. 0: the TTL
@@ -170,21 +188,21 @@ static __always_inline int dec_ttl(struct __sk_buff *skb, __u8 family)
 }
 
 /* from_container handles a packet from src whose tuple is t (l4off: its
- * L4 header), source validated. Replies of tracked connections skip
- * policy, and are restored when their connection was translated; other
- * packets addressed to a service are translated first (lib/lb_nat.h), so
- * policy and conntrack see the backend. Then the packet goes to a local
- * endpoint, out of a device (a restored reply to a client outside the
- * node), or to the stack. */
+ * L4 header), source validated. One conntrack lookup tells replies of
+ * tracked connections, which skip policy (and are restored when their
+ * connection was translated), from other packets, which are translated
+ * first when they are addressed to a service (lib/lb_nat.h), so policy and
+ * conntrack see the backend. Then the packet goes to a local endpoint, out
+ * of a device (a restored reply to a client outside the node), or to the
+ * stack. */
 static __always_inline int from_container(struct __sk_buff *skb, const struct endpoint_info *src,
 					  struct ct_key *t, struct l4_info *l, __u32 l4off)
 {
 	struct trace_ctx tr = {};
-	struct ct_fwd f = {};
+	struct ct_state f = {};
 	struct lb_scratch *s;
 	struct endpoint_info *dst;
 	struct endpoint_key key;
-	struct ct_entry *ce;
 	__u8 reason = 0, nat_flags = 0;
 	int reply = 0, ret;
 	__u32 dst_id;
@@ -196,17 +214,23 @@ static __always_inline int from_container(struct __sk_buff *skb, const struct en
 		tr.reason = TRACE_REASON_CT_RELATED;
 		tr.report = 1;
 		reply = 1;
-	} else if ((ce = ct_reply(t, l->closing, l->tcp_flags, &tr.report))) {
+	} else {
+		ct_lookup(t, &f);
+		reply = f.reply;
+	}
+	if (f.reply) {
+		struct ct_entry *ce = f.e;
+
+		ct_reply_seen(&f, l->closing, l->tcp_flags, &tr.report);
 		tr.reason = TRACE_REASON_CT_REPLY;
-		reply = 1;
-		if (ce->flags & CT_F_NAT) {
+		if (ce && (ce->flags & CT_F_NAT)) {
 			ret = lb_rev(skb, t, l4off, &nat_flags);
 			if (ret < 0)
 				return drop_lb(skb, src, t, l, DROP_INVALID_PACKET);
 			if (ret == 0)
 				nat_flags = 0;
 		}
-	} else {
+	} else if (!reply) {
 		s = lb_scratch();
 		if (!s)
 			return drop_packet(skb, DIR_EGRESS, DROP_INVALID_PACKET);
@@ -224,13 +248,10 @@ static __always_inline int from_container(struct __sk_buff *skb, const struct en
 	lb_addr_copy(key.addr, t->daddr);
 	key.family = t->family;
 	dst = bpf_map_lookup_elem(&seta_endpoints, &key);
-	if (dst)
-		dst_id = dst->identity;
-	else if (t->family == ADDR_FAMILY_IPV4)
-		dst_id = ipcache_identity4(*(__be32 *)t->daddr);
-	else
-		dst_id = ipcache_identity6((struct in6_addr *)t->daddr);
-	if (!reply && policy_packet(skb, src, dst, dst_id, t, l, &f, &tr) < 0)
+	/* A destination that is no local endpoint has its identity in the
+	 * ipcache, an LPM lookup made only when policy or a trace needs it. */
+	dst_id = dst ? dst->identity : 0;
+	if (!reply && policy_packet(skb, src, dst, &dst_id, t, l, &f, &tr) < 0)
 		return CTX_ACT_DROP;
 	if (!dst && (nat_flags & LB_NAT_F_EXTERNAL)) {
 		/* A backend's reply to a client outside the node, now from

@@ -29,7 +29,8 @@
  * way out. Traffic the node forwards for its pods is checked by the pods'
  * own programs, and translated service traffic that a Seta program sent
  * out of the device (marked SETA_MARK_XLATED) is no traffic of the node's
- * own. Replies of tracked connections pass. */
+ * own. Replies of tracked connections pass, and so do the forward packets
+ * of connections allowed under the current policy revision. */
 
 #include "lib/common.h"
 #include "lib/drop.h"
@@ -96,7 +97,7 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 	struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 	struct ct_key t = {};
 	struct l4_info l = {};
-	struct ct_fwd f;
+	struct ct_state f;
 	__u32 src_id, dst_id, peer;
 
 	if (!host_packet(skb, &t, &l, &src_id, &dst_id))
@@ -112,10 +113,15 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 	}
 	/* No trace events here (nothing is forwarded, only checked), so no
 	 * report decision is asked of conntrack. */
-	if ((l.related && ct_live(&l.inner)) || ct_is_reply(&t, l.closing, l.tcp_flags, NULL))
+	if (l.related && ct_live(&l.inner))
 		return CTX_ACT_OK;
 	ct_lookup(&t, &f);
-	if (enforce(skb, &host, dir, peer, src_id, dst_id, &l, &t, f.new_conn) < 0)
+	if (f.reply) {
+		ct_reply_seen(&f, l.closing, l.tcp_flags, NULL);
+		return CTX_ACT_OK;
+	}
+	if (!policy_fresh(&f) &&
+	    policy_passed(&f, enforce(skb, &host, dir, peer, src_id, dst_id, &l, &t, f.new_conn)) < 0)
 		return CTX_ACT_DROP;
 	if (track(skb, dir, HOST_EP_ID, src_id, dst_id, &l, &t, &f, NULL) < 0)
 		return CTX_ACT_DROP;
@@ -206,7 +212,7 @@ static __always_inline int nodeport_ingress(struct __sk_buff *skb)
 {
 	struct ct_key t = {};
 	struct l4_info l = {};
-	struct ct_fwd f = {};
+	struct ct_state f = {};
 	struct lb_scratch *s;
 	struct endpoint_info *ep;
 	struct endpoint_key key;
@@ -220,15 +226,17 @@ static __always_inline int nodeport_ingress(struct __sk_buff *skb)
 		return NODEPORT_PASS;
 	if (lb_nat_port(t.dport)) {
 		/* Perhaps a backend on another node answering a client of
-		 * a NodePort through this node's SNAT address. */
-		struct ct_key orig = t;
-
+		 * a NodePort through this node's SNAT address: its
+		 * connection is looked up by the reply as it came, before
+		 * the restore rewrites it. */
+		ct_lookup(&t, &f);
 		ret = lb_rev(skb, &t, l4off, &nat_flags);
 		if (ret < 0)
 			return nodeport_drop(skb, &t, &l, DROP_INVALID_PACKET);
 		if (ret > 0) {
 			/* Keeps the connection, and so its NAT, alive. */
-			ct_reply(&orig, l.closing, l.tcp_flags, NULL);
+			if (f.reply)
+				ct_reply_seen(&f, l.closing, l.tcp_flags, NULL);
 			update_metrics(skb->len, DIR_INGRESS, REASON_FORWARDED);
 			ret = lb_fib_redirect(skb, &t, &reason);
 			return ret < 0 ? nodeport_drop(skb, &t, &l, reason) : ret;
@@ -256,9 +264,7 @@ static __always_inline int nodeport_ingress(struct __sk_buff *skb)
 		ep = bpf_map_lookup_elem(&seta_endpoints, &key);
 		if (!ep)
 			return nodeport_drop(skb, &t, &l, DROP_UNKNOWN_ENDPOINT);
-		__u32 src_id = t.family == ADDR_FAMILY_IPV4 ? ipcache_identity4(*(__be32 *)t.saddr)
-							    : ipcache_identity6((struct in6_addr *)t.saddr);
-		return to_endpoint(skb, ep, &t, &l, src_id, l4off, &f);
+		return to_endpoint(skb, ep, &t, &l, 0, l4off, &f);
 	}
 	/* A backend on another node: tracked here, so that its replies
 	 * keep the connection (and its NAT entries) alive; policy is the

@@ -17,18 +17,20 @@
 #include "lb_nat.h"
 
 /* to_endpoint applies ep's ingress policy to a packet from src_id (unless
- * it answers a connection the pod opened; a reply of a translated
- * connection is restored first, its source becoming the service), rewrites
- * the MACs as the pod's gateway would, counts and traces it (TRACE_TO_LXC)
- * and hands it to the pod's eth0 with bpf_redirect_peer. t and l describe
- * the packet (l4off: its L4 header); f is the conntrack lookup of t when
- * service translation made it already (with CT_F_NAT to set). */
+ * it answers a connection the pod opened, or continues one allowed under
+ * the current policy revision; a reply of a translated connection is
+ * restored first, its source becoming the service), rewrites the MACs as
+ * the pod's gateway would, counts and traces it (TRACE_TO_LXC) and hands
+ * it to the pod's eth0 with bpf_redirect_peer. t and l describe the packet
+ * (l4off: its L4 header); src_id is the source's identity, 0 to look it up
+ * in the ipcache only when policy or a trace needs it; f is the conntrack
+ * lookup of t when service translation made it already (with CT_F_NAT to
+ * set). */
 static __always_inline int to_endpoint(struct __sk_buff *skb, const struct endpoint_info *ep,
 				       struct ct_key *t, struct l4_info *l, __u32 src_id, __u32 l4off,
-				       struct ct_fwd *f)
+				       struct ct_state *f)
 {
 	struct trace_ctx tr = {};
-	struct ct_entry *ce;
 	__u32 len = skb->len;
 	__u8 nat_flags;
 
@@ -36,31 +38,47 @@ static __always_inline int to_endpoint(struct __sk_buff *skb, const struct endpo
 		/* An ICMP error about a tracked flow: rare, always traced. */
 		tr.reason = TRACE_REASON_CT_RELATED;
 		tr.report = 1;
-	} else if ((ce = ct_reply(t, l->closing, l->tcp_flags, &tr.report))) {
+		goto deliver;
+	}
+	ct_lookup_once(t, f);
+	if (f->reply) {
+		struct ct_entry *ce = f->e;
+
+		ct_reply_seen(f, l->closing, l->tcp_flags, &tr.report);
 		tr.reason = TRACE_REASON_CT_REPLY;
 		/* A backend on another node (or the node) answering a pod
 		 * that reached it through a service. */
-		if ((ce->flags & CT_F_NAT) && lb_rev(skb, t, l4off, &nat_flags) < 0)
+		if (ce && (ce->flags & CT_F_NAT) && lb_rev(skb, t, l4off, &nat_flags) < 0)
 			return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
-	} else {
-		ct_lookup_once(t, f);
+		goto deliver;
+	}
+	if (!policy_fresh(f)) {
+		if (!src_id)
+			src_id = ipcache_identity(t->saddr, t->family);
 		if (src_id == IDENTITY_HOST) {
 			/* From the node itself: the node's egress (host) policy. */
 			struct endpoint_info host = { .id = HOST_EP_ID, .identity = IDENTITY_HOST };
 
-			if (enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, l, t, f->new_conn) < 0)
+			if (policy_passed(f, enforce(skb, &host, DIR_EGRESS, ep->identity, src_id, ep->identity, l, t,
+						     f->new_conn)) < 0)
 				return CTX_ACT_DROP;
 		}
-		if (enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, l, t, f->new_conn) < 0)
-			return CTX_ACT_DROP;
-		if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, l, t, f, &tr) < 0)
+		if (policy_passed(f, enforce(skb, ep, DIR_INGRESS, src_id, src_id, ep->identity, l, t,
+					     f->new_conn)) < 0)
 			return CTX_ACT_DROP;
 	}
+	if (track(skb, DIR_INGRESS, ep->id, src_id, ep->identity, l, t, f, &tr) < 0)
+		return CTX_ACT_DROP;
+deliver:
 	if (rewrite_l2(skb, ep) < 0)
 		return drop_packet(skb, DIR_INGRESS, DROP_INVALID_PACKET);
 	account_endpoint(ep->id, len, DIR_INGRESS);
 	update_metrics(len, DIR_INGRESS, REASON_FORWARDED);
-	emit_trace(skb, TRACE_TO_LXC, &tr, DIR_INGRESS, ep->id, src_id, ep->identity, ep->ifindex, t, l);
+	if (trace_wanted(&tr)) {
+		if (!src_id)
+			src_id = ipcache_identity(t->saddr, t->family);
+		emit_trace(skb, TRACE_TO_LXC, &tr, DIR_INGRESS, ep->id, src_id, ep->identity, ep->ifindex, t, l);
+	}
 	int ret = bpf_redirect_peer(ep->ifindex, 0);
 	if (ret != CTX_ACT_REDIRECT)
 		update_metrics(len, DIR_INGRESS, DROP_UNROUTABLE);

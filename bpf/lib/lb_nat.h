@@ -13,7 +13,7 @@
  *            -> the SNAT address) -> the frontend to restore as their
  *            source (and, with SNAT, the client to restore as destination).
  *
- * Conntrack (seta_ct) tracks the translated tuple, so policy and the
+ * Conntrack (seta_ct2) tracks the translated tuple, so policy and the
  * reply check see what the backend sees (policy applies to the backend, as
  * in Cilium), and marks the connection CT_F_NAT: a reply pays the reverse
  * NAT lookup only when its connection was translated. A connection is live
@@ -260,15 +260,12 @@ static __always_inline __u32 lb_flow_hash(const struct ct_key *t)
 
 /* lb_nat_live reports whether the reverse entry at rk (found as old)
  * belongs to a live connection: the conntrack entry of the translated
- * tuple, which is rk's tuple reversed, is live. */
-static __always_inline int lb_nat_live(const struct lb_nat_key *rk)
+ * tuple, whose replies carry rk's tuple, is live (the key ignores the
+ * direction byte in rk's padding). ck is room for the conntrack key, in
+ * the scratch: this runs on the deepest call chain of the programs. */
+static __always_inline int lb_nat_live(const struct lb_nat_key *rk, struct ct_conn_key *ck)
 {
-	struct ct_key k;
-	struct ct_entry *e;
-
-	ct_reverse((const struct ct_key *)rk, &k);
-	e = bpf_map_lookup_elem(&seta_ct, &k);
-	return e && bpf_ktime_get_ns() - e->last_seen <= ct_lifetime(&k, e);
+	return ct_live_key((const struct ct_key *)rk, ck);
 }
 
 /* lb_nat_same reports whether two reverse entries restore the same
@@ -284,8 +281,10 @@ static __always_inline int lb_nat_same(const struct lb_nat_entry *a, const struc
  * entry. want (network order, 0: none) is tried first, then random ports
  * of the NAT range. A port is free when no reverse entry holds it, or the
  * entry restores this same connection, or its connection is over. On
- * success rk->dport is the port; -1 when every try collided. */
-static __always_inline int lb_snat_port(struct lb_nat_key *rk, const struct lb_nat_entry *rev, __be16 want)
+ * success rk->dport is the port; -1 when every try collided. ck is room
+ * for a conntrack key (lb_nat_live). */
+static __always_inline int lb_snat_port(struct lb_nat_key *rk, const struct lb_nat_entry *rev, __be16 want,
+					struct ct_conn_key *ck)
 {
 	__u32 span = (__u32)seta_nat_port_max - seta_nat_port_min + 1;
 	const struct lb_nat_entry *old;
@@ -297,7 +296,7 @@ static __always_inline int lb_snat_port(struct lb_nat_key *rk, const struct lb_n
 		else
 			rk->dport = bpf_htons(seta_nat_port_min + bpf_get_prandom_u32() % span);
 		old = bpf_map_lookup_elem(&seta_lb_nat, rk);
-		if (!old || lb_nat_same(old, rev) || !lb_nat_live(rk))
+		if (!old || lb_nat_same(old, rev) || !lb_nat_live(rk, ck))
 			return 0;
 	}
 	return -1;
@@ -349,6 +348,7 @@ struct lb_scratch {
 	struct lb_nat_key      rk;
 	struct lb_affinity_key client;
 	struct ct_key          x;
+	struct ct_conn_key     ck;
 	__u8                   snat_addr[16];
 	__u32                  l4off;    /* in: the L4 header's offset */
 	__u8                   external; /* in: from a device, not from a local pod */
@@ -396,7 +396,7 @@ enum lb_fwd_result {
  * gets the conntrack lookup of the translated tuple, for the policy and
  * tracking that follow. */
 static __always_inline const struct lb_nat_entry *
-lb_fwd_existing(const struct ct_key *t, struct lb_scratch *s, __u16 rev_nat_id, struct ct_fwd *f)
+lb_fwd_existing(const struct ct_key *t, struct lb_scratch *s, __u16 rev_nat_id, struct ct_state *f)
 {
 	const struct lb_nat_entry *e;
 
@@ -575,7 +575,7 @@ static __always_inline int lb_fwd_create(struct __sk_buff *skb, const struct ct_
 		lb_addr_copy(rev->peer, t->saddr);
 		rev->peer_port = t->sport;
 		lb_addr_copy(rk->daddr, s->snat_addr);
-		if (lb_snat_port(rk, rev, want) < 0) {
+		if (lb_snat_port(rk, rev, want, &s->ck) < 0) {
 			s->reason = DROP_NAT_NO_MAPPING;
 			return LB_FWD_DROP;
 		}
@@ -595,7 +595,7 @@ static __always_inline int lb_fwd_create(struct __sk_buff *skb, const struct ct_
 /* lb_fwd_lookup is the first half of lb_fwd: the service lookup, and
  * the translation of a connection that has its NAT entry. LB_FWD_NEW: a
  * new connection to the service entry s->key names. */
-static __subprog int lb_fwd_lookup(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct ct_fwd *f,
+static __subprog int lb_fwd_lookup(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct ct_state *f,
 				   struct lb_scratch *s)
 {
 	const struct lb_service_value *svc;
@@ -631,8 +631,7 @@ static __subprog int lb_fwd_lookup(struct __sk_buff *skb, struct ct_key *t, stru
 
 /* lb_fwd_new is the second half of lb_fwd: a new connection gets its
  * backend and NAT entries, and the packet is translated. */
-static __subprog int lb_fwd_new(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct ct_fwd *f,
-				struct lb_scratch *s)
+static __subprog int lb_fwd_new(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct lb_scratch *s)
 {
 	const struct lb_service_value *svc;
 	int ret;
@@ -654,8 +653,6 @@ static __subprog int lb_fwd_new(struct __sk_buff *skb, struct ct_key *t, struct 
 		return LB_FWD_DROP;
 	}
 	l->dport = t->dport;
-	ct_lookup(t, f);
-	f->set_flags = CT_F_NAT;
 	return LB_FWD_DONE;
 }
 
@@ -668,14 +665,22 @@ static __subprog int lb_fwd_new(struct __sk_buff *skb, struct ct_key *t, struct 
  * entries serve it, external scope, Maglev); otherwise from a local pod
  * (internal scope, every entry). A destination that is no service costs
  * the service lookup (lb_lookup_frontend). The two halves are separate
- * calls from the caller's frame, so their stack frames never stack up. */
-static __always_inline int lb_fwd(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct ct_fwd *f,
+ * calls from the caller's frame, so their stack frames never stack up; the
+ * conntrack lookup of a new connection's translated tuple is made here,
+ * not in lb_fwd_new, whose frame is on the deepest call chain of the
+ * programs. */
+static __always_inline int lb_fwd(struct __sk_buff *skb, struct ct_key *t, struct l4_info *l, struct ct_state *f,
 				  struct lb_scratch *s)
 {
 	int ret = lb_fwd_lookup(skb, t, l, f, s);
 
-	if (ret == LB_FWD_NEW)
-		ret = lb_fwd_new(skb, t, l, f, s);
+	if (ret == LB_FWD_NEW) {
+		ret = lb_fwd_new(skb, t, l, s);
+		if (ret == LB_FWD_DONE) {
+			ct_lookup(t, f);
+			f->set_flags = CT_F_NAT;
+		}
+	}
 	return ret;
 }
 

@@ -118,6 +118,15 @@ static __always_inline __u32 ipcache_identity6(const struct in6_addr *addr)
 	return v ? v->identity : IDENTITY_WORLD;
 }
 
+/* ipcache_identity is the identity of addr (16 bytes, IPv4 in the first
+ * four) of family (enum addr_family). */
+static __always_inline __u32 ipcache_identity(const __u8 *addr, __u8 family)
+{
+	if (family == ADDR_FAMILY_IPV4)
+		return ipcache_identity4(*(const __be32 *)addr);
+	return ipcache_identity6((const struct in6_addr *)addr);
+}
+
 /* policy_check looks up the verdict for one packet of an endpoint; a
  * matching entry's cookie and match type go to *cookie and *match_type. */
 static __always_inline int policy_check(__u16 ep_id, __u8 dir, __u32 peer, __u8 proto,

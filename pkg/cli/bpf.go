@@ -32,7 +32,8 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
   sudo seta bpf endpoint list --bpf-root ` + config.DefaultBPFRoot + `
   sudo seta bpf metrics list -o json
   sudo seta bpf lb list
-  sudo seta bpf nat list`,
+  sudo seta bpf nat list
+  sudo seta bpf ct list`,
 	})
 	cmd.PersistentFlags().StringVar(&bpfRoot, "bpf-root", "",
 		"directory where the agent pins its maps (default: ask the agent)")
@@ -67,7 +68,15 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 	})
 	natCmd.AddCommand(bpfNATListCmd(g, &bpfRoot))
 
-	cmd.AddCommand(epCmd, mCmd, lbCmd, natCmd)
+	ctCmd := group(&cobra.Command{
+		Use:     "ct",
+		Aliases: []string{"conntrack"},
+		Short:   "Read the datapath's connection tracking table",
+		Example: "  sudo seta bpf ct list",
+	})
+	ctCmd.AddCommand(bpfCTListCmd(g, &bpfRoot))
+
+	cmd.AddCommand(epCmd, mCmd, lbCmd, natCmd, ctCmd)
 	return cmd
 }
 

@@ -533,7 +533,7 @@ func TestUnreachableAgent(t *testing.T) {
 func TestInvalidOutputFormat(t *testing.T) {
 	a := startAgent(t)
 	for _, args := range [][]string{{"status"}, {"endpoint", "list"}, {"endpoint", "get", "7"}, {"version"},
-		{"bpf", "endpoint", "list"}, {"bpf", "metrics", "list"},
+		{"bpf", "endpoint", "list"}, {"bpf", "metrics", "list"}, {"bpf", "ct", "list"},
 		{"policy", "import", "web.yaml"}, {"policy", "validate", "web.yaml"}, {"policy", "get"},
 		{"policy", "delete", "web"}, {"policy", "trace", "--src-labels", "a=b", "--dst-labels", "c=d"},
 		{"identity", "list"}, {"identity", "get", "1"}} {

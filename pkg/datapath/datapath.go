@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/seta-net/seta/pkg/datapath/attach"
@@ -156,6 +157,8 @@ type Datapath struct {
 	// eps are what the endpoints map holds per endpoint: addresses and
 	// the policy flags the enforcer set (policyflags.go).
 	eps epIndex
+	// revMu serialises the policy revision's bumps (policyrev.go).
+	revMu sync.Mutex
 }
 
 // New probes the kernel, prepares the node and loads the programs.
@@ -203,6 +206,11 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	for _, r := range objs.Replaced {
 		log.Warn("Replaced a pinned counter map of an earlier layout; its counters start from zero", "map", r)
 	}
+	if m := objs.CTMigration; m != nil {
+		st := objs.CTMigrated
+		log.Info("Migrating the conntrack table of an earlier layout", "from", m.Path(), "to", maps.CTMapName,
+			"copied", st.Copied, "present", st.Present, "expired", st.Expired)
+	}
 	// Endpoint links and node links are pinned apart, so garbage collection
 	// of endpoint pins never touches the node's own.
 	att, err := attach.New(mode, filepath.Join(cfg.BPFRoot, "links"))
@@ -239,6 +247,13 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		"devices", devices)
 	d := &Datapath{log: log, cfg: cfg, report: report, objs: objs, att: att, cg: cg, devices: devices}
 	if err := d.indexEndpoints(); err != nil {
+		objs.Close()
+		return nil, err
+	}
+	// Entries recorded under an earlier agent are checked again: this
+	// agent's programs and its view of policy may differ. It also makes
+	// the revision nonzero on a new map, as the datapath expects.
+	if err := d.bumpPolicyRev(); err != nil {
 		objs.Close()
 		return nil, err
 	}
@@ -535,8 +550,11 @@ func (d *Datapath) CheckEndpoint(ep *endpoint.Endpoint) []string {
 
 // Sync implements endpoint.Datapath: it removes map entries, counters and
 // link pins that belong to no live endpoint, e.g. after an endpoint was
-// deleted while the agent was down.
+// deleted while the agent was down. The manager calls it once every
+// endpoint is restored, i.e. once every endpoint runs this agent's
+// program, which is when a conntrack migration can finish.
 func (d *Datapath) Sync(eps []*endpoint.Endpoint) error {
+	d.finishCTMigration()
 	addrs := map[netip.Addr]uint16{}
 	ids := map[uint16]bool{}
 	devs := map[string]bool{}
@@ -552,11 +570,16 @@ func (d *Datapath) Sync(eps []*endpoint.Endpoint) error {
 	if err != nil {
 		return err
 	}
+	stale := false
 	for a, v := range entries {
 		if id, ok := addrs[a]; !ok || id != v.Id {
 			d.log.Info("Removing stale endpoint map entry", "addr", a, "entry", maps.FormatEndpointInfo(v))
 			errs = append(errs, d.objs.Endpoints.Delete(a))
+			stale = true
 		}
+	}
+	if stale {
+		errs = append(errs, d.bumpPolicyRev())
 	}
 	stats, err := d.objs.EpStats.Dump()
 	if err != nil {
@@ -578,6 +601,22 @@ func (d *Datapath) Sync(eps []*endpoint.Endpoint) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// finishCTMigration makes the second pass of a conntrack migration Load
+// began, if any: it copies the connections the earlier agent's programs
+// opened since, and removes the old table. A failure is logged, not
+// fatal: the first pass moved the connections that existed at load, and
+// the next agent start tries again (the old pin stays).
+func (d *Datapath) finishCTMigration() {
+	st, err := d.objs.FinishCTMigration()
+	switch {
+	case err != nil:
+		d.log.Warn("Finishing the conntrack migration failed; connections the earlier agent's programs opened since the agent started may be checked against policy as new ones", "error", err)
+	case st != nil:
+		d.log.Info("Migrated the conntrack table of an earlier layout; removed its pin", "to", maps.CTMapName,
+			"copied", st.Copied, "present", st.Present, "expired", st.Expired)
+	}
 }
 
 // Stats implements endpoint.Datapath.

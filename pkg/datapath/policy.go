@@ -34,8 +34,16 @@ func matchType(k maps.PolicyKey, v policy.Value) uint8 {
 
 // WritePolicy applies a change to an endpoint's entries: new and changed
 // entries first, then removals, so a flow allowed before and after never
-// meets a missing entry.
+// meets a missing entry; then the policy revision moves on, so
+// established connections are checked against the result (policyrev.go).
 func (d *Datapath) WritePolicy(epID uint16, u policy.Update) error {
+	if len(u.Upsert)+len(u.Remove) == 0 {
+		return nil
+	}
+	return errors.Join(d.writePolicy(epID, u), d.bumpPolicyRev())
+}
+
+func (d *Datapath) writePolicy(epID uint16, u policy.Update) error {
 	for k, v := range u.Upsert {
 		mk := policyKey(epID, k)
 		if err := d.objs.Policy.Upsert(mk, v.Deny, v.Cookie, matchType(mk, v)); err != nil {
@@ -72,22 +80,29 @@ func (d *Datapath) PolicyState() (map[uint16]map[policy.Key]policy.Value, error)
 	return out, nil
 }
 
-// SyncIPCache makes the ipcache map hold exactly want.
+// SyncIPCache makes the ipcache map hold exactly want, and moves the
+// policy revision on if that changed anything.
 func (d *Datapath) SyncIPCache(want map[netip.Prefix]uint32) error {
 	have, err := d.objs.IPCache.Dump()
 	if err != nil {
 		return err
 	}
 	var errs []error
+	changed := false
 	for p, id := range want {
 		if cur, ok := have[p]; !ok || cur != id {
 			errs = append(errs, d.objs.IPCache.Upsert(p, id))
+			changed = true
 		}
 	}
 	for p := range have {
 		if _, ok := want[p]; !ok {
 			errs = append(errs, d.objs.IPCache.Delete(p))
+			changed = true
 		}
+	}
+	if changed {
+		errs = append(errs, d.bumpPolicyRev())
 	}
 	return errors.Join(errs...)
 }

@@ -27,7 +27,11 @@ import (
 	"github.com/seta-net/seta/pkg/policy/api"
 )
 
-// Datapath is what the enforcer writes to.
+// Datapath is what the enforcer writes to. Established connections skip
+// policy until a write changes it: every method that writes moves the
+// datapath's policy revision on after its writes (pkg/datapath,
+// policyrev.go), so a change takes effect for them at their next packet
+// after the last call that makes it.
 type Datapath interface {
 	WritePolicy(epID uint16, u policy.Update) error
 	PolicyState() (map[uint16]map[policy.Key]policy.Value, error)

@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type HostCtConnKey struct {
+	_      structs.HostLayout
+	AddrA  [16]uint8
+	AddrB  [16]uint8
+	PortA  uint16
+	PortB  uint16
+	Proto  uint8
+	Family uint8
+	Pad    [2]uint8
+}
+
 type HostCtEntry struct {
 	_            structs.HostLayout
 	LastSeen     uint64
@@ -24,17 +35,8 @@ type HostCtEntry struct {
 	Pad          uint8
 	LastTxReport uint16
 	LastRxReport uint16
-}
-
-type HostCtKey struct {
-	_      structs.HostLayout
-	Saddr  [16]uint8
-	Daddr  [16]uint8
-	Sport  uint16
-	Dport  uint16
-	Proto  uint8
-	Family uint8
-	Pad    [2]uint8
+	PolicyRev    uint32
+	Pad2         uint32
 }
 
 type HostEndpointInfo struct {
@@ -215,7 +217,7 @@ type HostPolicyKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HostMapSetaCt                         = "seta_ct"
+	HostMapSetaCt2                        = "seta_ct2"
 	HostMapSetaEndpoints                  = "seta_endpoints"
 	HostMapSetaEpStats                    = "seta_ep_stats"
 	HostMapSetaEvents                     = "seta_events"
@@ -232,6 +234,7 @@ const (
 	HostMapSetaMetrics                    = "seta_metrics"
 	HostMapSetaNodeAddrs                  = "seta_node_addrs"
 	HostMapSetaPolicy                     = "seta_policy"
+	HostMapSetaPolicyRev                  = "seta_policy_rev"
 	HostProgCilFromHost                   = "cil_from_host"
 	HostVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	HostVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
@@ -292,7 +295,7 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
-	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.MapSpec `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
@@ -309,6 +312,7 @@ type HostMapSpecs struct {
 	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.MapSpec `ebpf:"seta_policy_rev"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -345,7 +349,7 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
-	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.Map `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
@@ -362,11 +366,12 @@ type HostMaps struct {
 	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.Map `ebpf:"seta_policy_rev"`
 }
 
 func (m *HostMaps) Close() error {
 	return _HostClose(
-		m.SetaCt,
+		m.SetaCt2,
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
@@ -383,6 +388,7 @@ func (m *HostMaps) Close() error {
 		m.SetaMetrics,
 		m.SetaNodeAddrs,
 		m.SetaPolicy,
+		m.SetaPolicyRev,
 	)
 }
 

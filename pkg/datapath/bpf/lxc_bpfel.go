@@ -20,6 +20,17 @@ const (
 	LxcAddrFamilyADDR_FAMILY_IPV6 LxcAddrFamily = 6
 )
 
+type LxcCtConnKey struct {
+	_      structs.HostLayout
+	AddrA  [16]uint8
+	AddrB  [16]uint8
+	PortA  uint16
+	PortB  uint16
+	Proto  uint8
+	Family uint8
+	Pad    [2]uint8
+}
+
 type LxcCtEntry struct {
 	_            structs.HostLayout
 	LastSeen     uint64
@@ -31,18 +42,26 @@ type LxcCtEntry struct {
 	Pad          uint8
 	LastTxReport uint16
 	LastRxReport uint16
+	PolicyRev    uint32
+	Pad2         uint32
 }
 
-type LxcCtKey struct {
-	_      structs.HostLayout
-	Saddr  [16]uint8
-	Daddr  [16]uint8
-	Sport  uint16
-	Dport  uint16
-	Proto  uint8
-	Family uint8
-	Pad    [2]uint8
-}
+type LxcCtFlags uint32
+
+const (
+	LxcCtFlagsCT_F_CLOSING     LxcCtFlags = 1
+	LxcCtFlagsCT_F_RX_REPORTED LxcCtFlags = 2
+	LxcCtFlagsCT_F_NAT         LxcCtFlags = 4
+	LxcCtFlagsCT_F_B_OPENED    LxcCtFlags = 8
+)
+
+type LxcCtLifetime uint32
+
+const (
+	LxcCtLifetimeCT_LIFETIME_TCP     LxcCtLifetime = 21600
+	LxcCtLifetimeCT_LIFETIME_CLOSING LxcCtLifetime = 10
+	LxcCtLifetimeCT_LIFETIME_NONTCP  LxcCtLifetime = 60
+)
 
 type LxcDatapathEvent struct {
 	_           structs.HostLayout
@@ -62,7 +81,16 @@ type LxcDatapathEvent struct {
 	L4Port      uint16
 	TcpFlags    uint8
 	Pad2        uint8
-	Tuple       LxcCtKey
+	Tuple       struct {
+		_      structs.HostLayout
+		Saddr  [16]uint8
+		Daddr  [16]uint8
+		Sport  uint16
+		Dport  uint16
+		Proto  uint8
+		Family uint8
+		Pad    [2]uint8
+	}
 }
 
 type LxcDropReason uint32
@@ -312,6 +340,8 @@ type LxcSharedTypes struct {
 	Aggregation uint32
 	NatDir      uint32
 	NatFlags    uint32
+	CtFlags     uint32
+	CtLifetime  uint32
 	Ev          struct {
 		_           structs.HostLayout
 		Timestamp   uint64
@@ -413,7 +443,7 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	LxcMapSetaCt                         = "seta_ct"
+	LxcMapSetaCt2                        = "seta_ct2"
 	LxcMapSetaEndpoints                  = "seta_endpoints"
 	LxcMapSetaEpStats                    = "seta_ep_stats"
 	LxcMapSetaEvents                     = "seta_events"
@@ -430,6 +460,7 @@ const (
 	LxcMapSetaMetrics                    = "seta_metrics"
 	LxcMapSetaNodeAddrs                  = "seta_node_addrs"
 	LxcMapSetaPolicy                     = "seta_policy"
+	LxcMapSetaPolicyRev                  = "seta_policy_rev"
 	LxcProgCilFromContainer              = "cil_from_container"
 	LxcVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	LxcVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
@@ -491,7 +522,7 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
-	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.MapSpec `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
@@ -508,6 +539,7 @@ type LxcMapSpecs struct {
 	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.MapSpec `ebpf:"seta_policy_rev"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -545,7 +577,7 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
-	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.Map `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
@@ -562,11 +594,12 @@ type LxcMaps struct {
 	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.Map `ebpf:"seta_policy_rev"`
 }
 
 func (m *LxcMaps) Close() error {
 	return _LxcClose(
-		m.SetaCt,
+		m.SetaCt2,
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
@@ -583,6 +616,7 @@ func (m *LxcMaps) Close() error {
 		m.SetaMetrics,
 		m.SetaNodeAddrs,
 		m.SetaPolicy,
+		m.SetaPolicyRev,
 	)
 }
 

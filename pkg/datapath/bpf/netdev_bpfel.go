@@ -13,6 +13,17 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type NetdevCtConnKey struct {
+	_      structs.HostLayout
+	AddrA  [16]uint8
+	AddrB  [16]uint8
+	PortA  uint16
+	PortB  uint16
+	Proto  uint8
+	Family uint8
+	Pad    [2]uint8
+}
+
 type NetdevCtEntry struct {
 	_            structs.HostLayout
 	LastSeen     uint64
@@ -24,17 +35,8 @@ type NetdevCtEntry struct {
 	Pad          uint8
 	LastTxReport uint16
 	LastRxReport uint16
-}
-
-type NetdevCtKey struct {
-	_      structs.HostLayout
-	Saddr  [16]uint8
-	Daddr  [16]uint8
-	Sport  uint16
-	Dport  uint16
-	Proto  uint8
-	Family uint8
-	Pad    [2]uint8
+	PolicyRev    uint32
+	Pad2         uint32
 }
 
 type NetdevEndpointInfo struct {
@@ -215,7 +217,7 @@ type NetdevPolicyKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetdevMapSetaCt                         = "seta_ct"
+	NetdevMapSetaCt2                        = "seta_ct2"
 	NetdevMapSetaEndpoints                  = "seta_endpoints"
 	NetdevMapSetaEpStats                    = "seta_ep_stats"
 	NetdevMapSetaEvents                     = "seta_events"
@@ -232,6 +234,7 @@ const (
 	NetdevMapSetaMetrics                    = "seta_metrics"
 	NetdevMapSetaNodeAddrs                  = "seta_node_addrs"
 	NetdevMapSetaPolicy                     = "seta_policy"
+	NetdevMapSetaPolicyRev                  = "seta_policy_rev"
 	NetdevProgCilFromNetdev                 = "cil_from_netdev"
 	NetdevProgCilToNetdev                   = "cil_to_netdev"
 	NetdevVarSetaEnableHostFirewall         = "seta_enable_host_firewall"
@@ -296,7 +299,7 @@ type NetdevProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetdevMapSpecs struct {
-	SetaCt           *ebpf.MapSpec `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.MapSpec `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
@@ -313,6 +316,7 @@ type NetdevMapSpecs struct {
 	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.MapSpec `ebpf:"seta_policy_rev"`
 }
 
 // NetdevVariableSpecs contains global variables before they are loaded into the kernel.
@@ -351,7 +355,7 @@ func (o *NetdevObjects) Close() error {
 //
 // It can be passed to LoadNetdevObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetdevMaps struct {
-	SetaCt           *ebpf.Map `ebpf:"seta_ct"`
+	SetaCt2          *ebpf.Map `ebpf:"seta_ct2"`
 	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
 	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
 	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
@@ -368,11 +372,12 @@ type NetdevMaps struct {
 	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
 	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
 	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.Map `ebpf:"seta_policy_rev"`
 }
 
 func (m *NetdevMaps) Close() error {
 	return _NetdevClose(
-		m.SetaCt,
+		m.SetaCt2,
 		m.SetaEndpoints,
 		m.SetaEpStats,
 		m.SetaEvents,
@@ -389,6 +394,7 @@ func (m *NetdevMaps) Close() error {
 		m.SetaMetrics,
 		m.SetaNodeAddrs,
 		m.SetaPolicy,
+		m.SetaPolicyRev,
 	)
 }
 

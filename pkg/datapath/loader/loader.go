@@ -172,6 +172,9 @@ type Objects struct {
 	Policy     *maps.PolicyMap
 	IPCache    *maps.IPCacheMap
 	CT         *maps.CTMap
+	// PolicyRev is the policy revision conntrack entries record
+	// (bpf/lib/enforce.h).
+	PolicyRev *maps.PolicyRevMap
 	// Events is the event ring and EventsLost its per-CPU loss counter.
 	Events     *ebpf.Map
 	EventsLost *ebpf.Map
@@ -187,6 +190,12 @@ type Objects struct {
 	// Replaced names the pinned counter maps of an earlier layout that
 	// Load replaced with empty ones (their counts are lost), for the log.
 	Replaced []string
+	// CTMigration is the migration of an earlier agent's conntrack table
+	// (ctmigrate.go), nil if there was none; CTMigrated is what its first
+	// pass, made by Load, moved. Finish it once every endpoint program is
+	// replaced.
+	CTMigration *CTMigration
+	CTMigrated  CTMigrated
 
 	lxc      bpf.LxcObjects
 	host     bpf.HostObjects
@@ -195,9 +204,29 @@ type Objects struct {
 	sockMaps bpf.SockMaps // without SocketLB: the maps only
 }
 
-// Close releases file descriptors; pinned maps and attached links stay.
+// Close releases file descriptors; pinned maps and attached links stay
+// (an unfinished conntrack migration's old table too).
 func (o *Objects) Close() error {
-	return errors.Join(o.lxc.Close(), o.host.Close(), o.netdev.Close(), o.sock.Close(), o.sockMaps.Close())
+	var errs []error
+	if o.CTMigration != nil {
+		errs = append(errs, o.CTMigration.close())
+	}
+	return errors.Join(append(errs, o.lxc.Close(), o.host.Close(), o.netdev.Close(), o.sock.Close(), o.sockMaps.Close())...)
+}
+
+// FinishCTMigration makes the second pass of the conntrack migration, if
+// one is pending, and removes the old table's pin. Call it once no program
+// of the earlier agent is attached (after the endpoints are restored).
+func (o *Objects) FinishCTMigration() (*CTMigrated, error) {
+	if o.CTMigration == nil {
+		return nil, nil
+	}
+	st, err := o.CTMigration.Finish()
+	if err != nil {
+		return &st, err
+	}
+	o.CTMigration = nil
+	return &st, nil
 }
 
 const bpffsMagic = 0xcafe4a11
@@ -236,7 +265,10 @@ func onBPFFS(dir string) bool {
 
 // Load loads the endpoint programs. Maps already pinned under BPFRoot are
 // reused; a pinned map whose shape differs from the current one (say, a
-// changed size) is an error that names the map and how to resolve it.
+// changed size) is an error that names the map and how to resolve it,
+// except for counter maps of an earlier layout, which are replaced, and an
+// earlier agent's conntrack table, whose live connections are migrated
+// (ctmigrate.go: Load makes the first pass).
 func Load(opts Options) (*Objects, error) {
 	if opts.BPFRoot == "" {
 		return nil, errors.New("load datapath: no bpf root given")
@@ -252,32 +284,36 @@ func Load(opts Options) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
-	o := &Objects{}
-	replaced, err := replaceStaleCounters(bpf.LoadLxc, opts.BPFRoot)
+	oldCT, err := openCTv1(opts.BPFRoot)
 	if err != nil {
 		return nil, err
 	}
-	o.Replaced = replaced
+	o := &Objects{}
+	// Closing what is not loaded yet is a no-op.
+	fail := func(err error) (*Objects, error) {
+		o.Close()
+		if oldCT != nil {
+			oldCT.Close()
+		}
+		return nil, err
+	}
+	if o.Replaced, err = replaceStaleCounters(bpf.LoadLxc, opts.BPFRoot); err != nil {
+		return fail(err)
+	}
 	// Both collections declare the same maps, pinned by name: the first
 	// load creates (or reuses) the pins, the second reuses them, so the
 	// programs share one endpoint map.
 	if err := load(bpf.LoadLxc, &o.lxc, opts); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := load(bpf.LoadHost, &o.host, opts); err != nil {
-		o.lxc.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := load(bpf.LoadNetdev, &o.netdev, opts); err != nil {
-		o.lxc.Close()
-		o.host.Close()
-		return nil, err
+		return fail(err)
 	}
 	if err := loadSock(o, opts); err != nil {
-		o.lxc.Close()
-		o.host.Close()
-		o.netdev.Close()
-		return nil, err
+		return fail(err)
 	}
 	o.FromNetdev, o.ToNetdev = o.netdev.CilFromNetdev, o.netdev.CilToNetdev
 	o.FromContainer = o.lxc.CilFromContainer
@@ -287,10 +323,18 @@ func Load(opts Options) (*Objects, error) {
 	o.Metrics = maps.NewMetricsMap(o.lxc.SetaMetrics)
 	o.Policy = maps.NewPolicyMap(o.lxc.SetaPolicy)
 	o.IPCache = maps.NewIPCacheMap(o.lxc.SetaIpcache)
-	o.CT = maps.NewCTMap(o.lxc.SetaCt)
+	o.CT = maps.NewCTMap(o.lxc.SetaCt2)
+	o.PolicyRev = maps.NewPolicyRevMap(o.lxc.SetaPolicyRev)
 	o.Events, o.EventsLost = o.lxc.SetaEvents, o.lxc.SetaEventsLost
 	o.NAT = lb.NewNATMap(o.lxc.SetaLbNat)
 	o.NodeAddrs = lb.NewNodeAddrMap(o.lxc.SetaNodeAddrs)
+	// migrateCT owns oldCT from here: on an error it has closed it.
+	mig, st, err := migrateCT(oldCT, opts.BPFRoot, o.CT)
+	if err != nil {
+		o.Close()
+		return nil, err
+	}
+	o.CTMigration, o.CTMigrated = mig, st
 	return o, nil
 }
 

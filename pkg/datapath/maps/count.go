@@ -34,15 +34,3 @@ func (c *IPCacheMap) Count() (int, error) { return count(c.m) }
 
 // MaxEntries is the capacity.
 func (c *IPCacheMap) MaxEntries() uint32 { return c.m.MaxEntries() }
-
-// CTMap is the conntrack table.
-type CTMap struct{ m *ebpf.Map }
-
-// NewCTMap wraps a loaded map.
-func NewCTMap(m *ebpf.Map) *CTMap { return &CTMap{m: m} }
-
-// Count returns the number of entries.
-func (c *CTMap) Count() (int, error) { return count(c.m) }
-
-// MaxEntries is the capacity.
-func (c *CTMap) MaxEntries() uint32 { return c.m.MaxEntries() }

@@ -19,7 +19,6 @@ const (
 	MetricsMapName   = "seta_metrics"
 	PolicyMapName    = "seta_policy"
 	IPCacheMapName   = "seta_ipcache"
-	CTMapName        = "seta_ct"
 	EventsMapName    = "seta_events"
 )
 

@@ -214,3 +214,55 @@ func (c *IPCacheMap) Dump() (map[netip.Prefix]uint32, error) {
 	}
 	return out, nil
 }
+
+// PolicyRevMapName is the pinned name of the policy revision
+// (bpf/lib/enforce.h).
+const PolicyRevMapName = "seta_policy_rev"
+
+// PolicyRevMap is the policy revision: one u32 that conntrack entries
+// record when policy allowed their connection, so the forward packets of
+// a connection skip policy until the revision changes.
+type PolicyRevMap struct{ m *ebpf.Map }
+
+// NewPolicyRevMap wraps a loaded map.
+func NewPolicyRevMap(m *ebpf.Map) *PolicyRevMap { return &PolicyRevMap{m: m} }
+
+// OpenPinnedPolicyRevMap opens the agent's pinned map (for the CLI and
+// tests).
+func OpenPinnedPolicyRevMap(bpfRoot string) (*PolicyRevMap, error) {
+	m, err := openPinned(bpfRoot, PolicyRevMapName)
+	if err != nil {
+		return nil, err
+	}
+	return &PolicyRevMap{m: m}, nil
+}
+
+// Close releases the map's file descriptor.
+func (p *PolicyRevMap) Close() error { return p.m.Close() }
+
+// Get returns the current revision.
+func (p *PolicyRevMap) Get() (uint32, error) {
+	var v uint32
+	if err := p.m.Lookup(uint32(0), &v); err != nil {
+		return 0, fmt.Errorf("read %s: %w", PolicyRevMapName, err)
+	}
+	return v, nil
+}
+
+// Bump moves the revision on by one and returns the new one; it skips 0,
+// which conntrack entries use for "not allowed under any revision". The
+// caller serialises bumps: the agent is the map's only writer.
+func (p *PolicyRevMap) Bump() (uint32, error) {
+	v, err := p.Get()
+	if err != nil {
+		return 0, err
+	}
+	v++
+	if v == 0 {
+		v = 1
+	}
+	if err := p.m.Update(uint32(0), v, ebpf.UpdateAny); err != nil {
+		return 0, fmt.Errorf("update %s: %w", PolicyRevMapName, err)
+	}
+	return v, nil
+}

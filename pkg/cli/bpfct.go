@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/seta-net/seta/pkg/cli/output"
+	"github.com/seta-net/seta/pkg/datapath/maps"
+)
+
+// bpfCTListCmd dumps the pinned conntrack table, each connection the way
+// its opener sent its first packet.
+func bpfCTListCmd(g *globals, bpfRoot *string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the connections the datapath tracks",
+		Long: `Dumps the pinned conntrack table (` + maps.CTMapName + `): one entry per connection,
+shown as its opener sent its first packet (opener -> responder), with the
+packets the opener sent, the replies it got, and how long the connection stays
+live without another packet. Expired entries stay until the LRU map reuses
+them. Connections translated from a service address on the tc path are shown
+with the backend's address and marked "nat".
+
+POLICY REV is the policy revision the opener's packets were last allowed
+under: while it is the datapath's current revision, the connection's forward
+packets skip the policy lookups; 0 means its next forward packet is checked.`,
+		Example: `  sudo seta bpf ct list
+  sudo seta bpf ct list -o json`,
+		Args: cobra.NoArgs,
+	}
+	o := output.AddFlag(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if _, err := output.Parse(*o); err != nil {
+			return err
+		}
+		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
+		if err != nil {
+			return err
+		}
+		m, err := maps.OpenPinnedCTMap(root)
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		conns, err := m.Dump()
+		if err != nil {
+			return err
+		}
+		rows := maps.CTRows(conns, maps.MonotonicNow())
+		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+			t.Row("PROTO", "CONNECTION", "PACKETS", "REPLIES", "EXPIRES", "POLICY REV", "FLAGS")
+			for _, r := range rows {
+				t.Row(r.Proto, r.Tuple, r.Packets, r.Replies, r.Expires, r.PolicyRev, r.Flags)
+			}
+		})
+	}
+	return cmd
+}
