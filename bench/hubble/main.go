@@ -4,7 +4,7 @@
 //     traces of TCP between 32 local endpoints, 20% drops with reasons and
 //     cookies, 10% allowed policy verdicts) go through the agent's
 //     per-event work: the ring reader's copy, monitor.Decode,
-//     parser.Decode with an enricher doing the agent's lookups, the Hubble
+//     parser.Fill with an enricher doing the agent's lookups, the Hubble
 //     flow metrics (every family), and the flow ring (4095). It runs in a
 //     child process pinned to one CPU with GOMAXPROCS=1.
 //

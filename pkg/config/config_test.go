@@ -63,6 +63,7 @@ func TestInvalid(t *testing.T) {
 		{"missing file", []string{"--config-file", filepath.Join(dir, "nope.yaml")}, "read config file"},
 		{"nat map", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--bpf-nat-global-max", "10"}, "bpfNATGlobalMax"},
 		{"device name", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--devices", "eth0,a/b"}, "devices"},
+		{"pprof address", []string{"--ipv4-pod-cidr", "10.1.0.0/24", "--pprof-address", "6060"}, "pprofAddress"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,6 +83,17 @@ func TestNodePortFlags(t *testing.T) {
 	c, err = parse(t, "--ipv4-pod-cidr", "10.1.0.0/24", "--enable-node-port=false", "--bpf-nat-global-max", "4096", "--devices", "eth1")
 	if err != nil || c.EnableNodePort || c.BPFNATGlobalMax != 4096 || len(c.Devices) != 1 {
 		t.Fatalf("flags: %+v, %v", c, err)
+	}
+}
+
+func TestPprofAddress(t *testing.T) {
+	c, err := parse(t, "--ipv4-pod-cidr", "10.1.0.0/24")
+	if err != nil || c.PprofAddress != "" {
+		t.Fatalf("default: pprof %q, %v; want off", c.PprofAddress, err)
+	}
+	c, err = parse(t, "--ipv4-pod-cidr", "10.1.0.0/24", "--pprof-address", "localhost:6060")
+	if err != nil || c.PprofAddress != "localhost:6060" {
+		t.Fatalf("flag: pprof %q, %v", c.PprofAddress, err)
 	}
 }
 

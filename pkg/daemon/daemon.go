@@ -38,6 +38,13 @@ func Run(ctx context.Context, log *slog.Logger, cfg config.Agent) error {
 	if err != nil {
 		return err
 	}
+	if cfg.PprofAddress != "" {
+		stopPprof, err := servePprof(log, cfg.PprofAddress)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}

@@ -26,7 +26,8 @@ import (
 )
 
 // flowObserver takes every decoded flow (Hubble's flow metrics) and the
-// losses of slow observer clients.
+// losses of slow observer clients. The flow given to ProcessFlow is valid
+// only during the call: its memory is reused for the next event.
 type flowObserver interface {
 	ProcessFlow(*flowpb.Flow)
 	ClientLost(n uint64)
@@ -43,6 +44,11 @@ type hubble struct {
 	met    flowObserver
 	lis    *observer.Listener
 	node   string
+
+	// rec and scratch are reused for every event by the reading
+	// goroutine (handle).
+	rec     container.Record
+	scratch container.Block
 
 	// decoded counts events turned into flows; decodeErrors those that
 	// could not be.
@@ -94,11 +100,20 @@ func (h *hubble) readLoop() {
 			}
 			continue
 		}
-		f := h.parser.Decode(ev)
-		h.met.ProcessFlow(f)
-		h.ring.WriteFlow(f)
-		h.decoded.Add(1)
+		h.handle(ev)
 	}
+}
+
+// handle turns one event into a flow: the metrics count it and the ring
+// stores it. It allocates nothing: the event is filled into one reused
+// record, which the ring copies into a slot, and the metrics see the flow
+// built in one reused block. Flows are built to keep only when a client
+// reads them (pkg/hubble/container).
+func (h *hubble) handle(ev monitor.Event) {
+	h.parser.Fill(ev, &h.rec)
+	h.met.ProcessFlow(h.rec.BuildInto(&h.scratch))
+	h.ring.WriteRecord(&h.rec)
+	h.decoded.Add(1)
 }
 
 // lostLoop turns growth of the datapath's lost-event counter into lost-event
@@ -140,37 +155,90 @@ func (h *hubble) Stop() {
 
 // enricher answers the parser's lookups from the agent's state. Lookups
 // happen for every event, so it keeps maps that it rebuilds only when the
-// endpoints or identities changed.
+// endpoints or identities changed, and in front of them small
+// direct-mapped tables of the last answers, valid while the endpoints'
+// and identities' generations are those they were taken at. What it
+// returns is stored in flows and never modified. Lookups come from the one
+// decoding goroutine; the tables are that goroutine's alone.
 type enricher struct {
 	alloc *identity.Allocator
 	pol   *enforcer.Enforcer
 
-	// byIP finds a local endpoint (the manager's AddrCache).
-	byIP    func(netip.Addr) (*endpoint.Endpoint, bool)
-	mu      sync.Mutex
-	idDirty atomic.Bool
-	ids     map[uint32][]string
+	// byIP finds a local endpoint (the manager's AddrCache); epGen is the
+	// manager's generation, which changes with its endpoints.
+	byIP  func(netip.Addr) (*endpoint.Endpoint, bool)
+	epGen func() uint64
+	// idGen counts the allocator's changes.
+	idGen atomic.Uint64
+
+	mu     sync.Mutex
+	ids    map[uint32][]string
+	idsGen uint64 // idGen when ids was last cleared
+	// rules caches the enforcer's rule names by cookie. The enforcer
+	// gives a cookie its names when it first uses it and never changes
+	// them, so a known cookie's names stay right; an unknown cookie (none
+	// yet) is asked again each time.
+	rules map[uint32][]string
+
+	recentEPs [64]recentEP
+	recentIDs [64]recentID
+}
+
+type recentEP struct {
+	addr netip.Addr
+	gen  uint64
+	ep   parser.Endpoint
+	ok   bool
+	set  bool
+}
+
+type recentID struct {
+	id     uint32
+	gen    uint64
+	labels []string
+	ok     bool
+	set    bool
 }
 
 func newEnricher(mgr *endpoint.Manager, alloc *identity.Allocator, pol *enforcer.Enforcer) *enricher {
-	e := &enricher{byIP: endpoint.NewAddrCache(mgr).Lookup, alloc: alloc, pol: pol, ids: map[uint32][]string{}}
-	alloc.OnChange(func() { e.idDirty.Store(true) })
+	e := &enricher{byIP: endpoint.NewAddrCache(mgr).Lookup, epGen: mgr.Generation, alloc: alloc, pol: pol,
+		ids: map[uint32][]string{}, rules: map[uint32][]string{}}
+	alloc.OnChange(func() { e.idGen.Add(1) })
 	return e
 }
 
 func (e *enricher) EndpointByIP(addr netip.Addr) (parser.Endpoint, bool) {
-	ep, ok := e.byIP(addr)
-	if !ok {
-		return parser.Endpoint{}, false
+	gen := e.epGen() // before the lookup: a change during it invalidates the answer
+	r := &e.recentEPs[parser.AddrSlot(addr, len(e.recentEPs))]
+	if r.set && r.addr == addr && r.gen == gen {
+		return r.ep, r.ok
 	}
-	return parser.Endpoint{ID: ep.ID, Namespace: ep.Namespace, PodName: ep.PodName}, true
+	var out parser.Endpoint
+	ep, ok := e.byIP(addr)
+	if ok {
+		out = parser.Endpoint{ID: ep.ID, Namespace: ep.Namespace, PodName: ep.PodName}
+	}
+	*r = recentEP{addr: addr, gen: gen, ep: out, ok: ok, set: true}
+	return out, ok
 }
 
 func (e *enricher) IdentityLabels(id uint32) ([]string, bool) {
+	gen := e.idGen.Load()
+	r := &e.recentIDs[id%uint32(len(e.recentIDs))]
+	if r.set && r.id == id && r.gen == gen {
+		return r.labels, r.ok
+	}
+	ls, ok := e.identityLabels(id, gen)
+	*r = recentID{id: id, gen: gen, labels: ls, ok: ok, set: true}
+	return ls, ok
+}
+
+func (e *enricher) identityLabels(id uint32, gen uint64) ([]string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.idDirty.Swap(false) {
+	if e.idsGen != gen {
 		clear(e.ids)
+		e.idsGen = gen
 	}
 	if ls, ok := e.ids[id]; ok {
 		return ls, ls != nil
@@ -184,4 +252,15 @@ func (e *enricher) IdentityLabels(id uint32) ([]string, bool) {
 	return ident.LabelStrings, true
 }
 
-func (e *enricher) RulesOf(cookie uint32) []string { return e.pol.RulesOf(cookie) }
+func (e *enricher) RulesOf(cookie uint32) []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if names, ok := e.rules[cookie]; ok {
+		return names
+	}
+	names := e.pol.RulesOf(cookie)
+	if len(names) > 0 {
+		e.rules[cookie] = names
+	}
+	return names
+}

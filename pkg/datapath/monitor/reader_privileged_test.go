@@ -57,7 +57,10 @@ func newTestReader(t *testing.T) (*Reader, *ebpf.Map) {
 	return rd, ring
 }
 
-const bpfRBNoWakeup = 1 // BPF_RB_NO_WAKEUP
+const (
+	bpfRBNoWakeup    = 1 // BPF_RB_NO_WAKEUP
+	bpfRBForceWakeup = 2 // BPF_RB_FORCE_WAKEUP
+)
 
 // An event submitted without a wakeup, alone in the ring, still reaches
 // Read: within PollInterval of its submission (and some scheduling slack),
@@ -87,6 +90,35 @@ func TestPrivilegedReaderDeliversUnwokenEvent(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a lone event submitted without a wakeup was never read")
+	}
+}
+
+// An event whose submission wakes the reader (as the datapath's does once
+// the unread data passes the watermark) is read at once, not at the next
+// poll: the reader's wait in the runtime's poller sees the wakeup.
+func TestPrivilegedReaderWakesOnWakeup(t *testing.T) {
+	testutils.Privileged(t)
+	rd, ring := newTestReader(t)
+	rd.poll = time.Minute // only a wakeup can end the wait in time
+	prog := ringbufProducer(t, ring, TypePolicyVerdict, bpfRBForceWakeup)
+	got := make(chan time.Time, 1)
+	go func() {
+		ev, err := rd.Read()
+		if err != nil || ev.Type != TypePolicyVerdict {
+			t.Errorf("Read = %+v, %v", ev, err)
+		}
+		got <- time.Now()
+	}()
+	time.Sleep(200 * time.Millisecond) // Read waits by now
+	start := time.Now()
+	if _, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 14)}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-got:
+		t.Logf("woken event read after %v", at.Sub(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("an event submitted with a wakeup was not read within 10s (the poll interval is a minute)")
 	}
 }
 

@@ -544,3 +544,34 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate(tpc) = %v", err)
 	}
 }
+
+// A key seen again is soon served from the published map (without the
+// lock), and publishing costs copies linear in the number of keys: 5000
+// new keys, then each again, publish twice.
+func TestVecCachePublishes(t *testing.T) {
+	c := newVecCache("t_total", "test", []string{"protocol", "port"}, portKey.labels)
+	publications := 0
+	last := c.read.Load()
+	for round := range 2 {
+		for i := range 5000 {
+			c.inc(portKey{proto: protoTCP, port: uint16(i)})
+			if m := c.read.Load(); m != last {
+				publications, last = publications+1, m
+			}
+			if round == 1 && i > 0 {
+				if _, ok := (*last)[portKey{proto: protoTCP, port: uint16(i)}]; !ok {
+					t.Fatalf("port %d, seen twice, is not in the published map", i)
+				}
+			}
+		}
+	}
+	if publications != 2 || len(*last) != 5000 {
+		t.Errorf("%d publications, %d keys published; want 2 and 5000", publications, len(*last))
+	}
+	if n := testutil.CollectAndCount(c.vec); n != 5000 {
+		t.Errorf("%d series, want 5000", n)
+	}
+	if got := testutil.ToFloat64(c.vec.WithLabelValues("TCP", "4999")); got != 2 {
+		t.Errorf("port 4999 counted %v, want 2", got)
+	}
+}

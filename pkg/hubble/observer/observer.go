@@ -115,7 +115,21 @@ func (r *request) inWindow(t time.Time) bool {
 
 // match decides an entry: flows by time and filters; lost-event notices
 // by time only (a client must learn about losses whatever it filters).
-func (r *request) match(e *observerpb.GetFlowsResponse) bool {
+// The time is checked first, on the stored entry: only an entry in the
+// window is built into a message.
+func (r *request) match(e *container.Entry) (*observerpb.GetFlowsResponse, bool) {
+	if !r.inWindow(e.Time()) {
+		return nil, false
+	}
+	resp := e.Response()
+	if f := resp.GetFlow(); f != nil && !r.set.Match(f) {
+		return nil, false
+	}
+	return resp, true
+}
+
+// matchResponse is match for an entry that is a message already.
+func (r *request) matchResponse(e *observerpb.GetFlowsResponse) bool {
 	if !r.inWindow(e.GetTime().AsTime()) {
 		return false
 	}
@@ -136,19 +150,19 @@ func (r *request) out(e *observerpb.GetFlowsResponse) *observerpb.GetFlowsRespon
 }
 
 // selectHistory picks what a request gets from the stored entries.
-func (r *request) selectHistory(snap []*observerpb.GetFlowsResponse) []*observerpb.GetFlowsResponse {
+func (r *request) selectHistory(snap []container.Entry) []*observerpb.GetFlowsResponse {
 	if r.follow && r.number == 0 && r.since.IsZero() {
 		// Following without a starting point: only what comes next.
 		return nil
 	}
 	var out []*observerpb.GetFlowsResponse
 	if r.first {
-		for _, e := range snap {
+		for i := range snap {
 			if r.number > 0 && uint64(len(out)) == r.number {
 				break
 			}
-			if r.match(e) {
-				out = append(out, e)
+			if resp, ok := r.match(&snap[i]); ok {
+				out = append(out, resp)
 			}
 		}
 		return out
@@ -158,8 +172,8 @@ func (r *request) selectHistory(snap []*observerpb.GetFlowsResponse) []*observer
 		if r.number > 0 && uint64(len(out)) == r.number {
 			break
 		}
-		if r.match(snap[i]) {
-			out = append(out, snap[i])
+		if resp, ok := r.match(&snap[i]); ok {
+			out = append(out, resp)
 		}
 	}
 	slices.Reverse(out)
@@ -172,7 +186,7 @@ func (s *Server) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStr
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
-	var snap []*observerpb.GetFlowsResponse
+	var snap []container.Entry
 	var sub *container.Sub
 	if r.follow {
 		snap, sub = s.o.Ring.SnapshotSubscribe(FollowBuffer)
@@ -203,7 +217,7 @@ func (s *Server) follow(ctx context.Context, r *request, sub *container.Sub, sen
 			if !r.until.IsZero() && e.GetTime().AsTime().After(r.until) {
 				return nil
 			}
-			if r.match(e) {
+			if r.matchResponse(e) {
 				if err := send(r.out(e)); err != nil {
 					return err
 				}
@@ -245,10 +259,10 @@ func (s *Server) flowsRate() float64 {
 	n := 0
 	snap := s.o.Ring.Snapshot()
 	for i := len(snap) - 1; i >= 0; i-- {
-		if snap[i].GetTime().AsTime().Before(since) {
+		if snap[i].Time().Before(since) {
 			break
 		}
-		if snap[i].GetFlow() != nil {
+		if snap[i].IsFlow() {
 			n++
 		}
 	}
@@ -269,12 +283,14 @@ func (s *Server) GetNodes(context.Context, *observerpb.GetNodesRequest) (*observ
 func (s *Server) GetNamespaces(context.Context, *observerpb.GetNamespacesRequest) (*observerpb.GetNamespacesResponse, error) {
 	since := s.o.Now().Add(-time.Hour)
 	seen := map[string]bool{}
-	for _, e := range s.o.Ring.Snapshot() {
-		f := e.GetFlow()
-		if f == nil || f.GetTime().AsTime().Before(since) {
+	snap := s.o.Ring.Snapshot()
+	for i := range snap {
+		e := &snap[i]
+		if !e.IsFlow() || e.Time().Before(since) {
 			continue
 		}
-		for _, ns := range []string{f.GetSource().GetNamespace(), f.GetDestination().GetNamespace()} {
+		src, dst := e.Namespaces()
+		for _, ns := range []string{src, dst} {
 			if ns != "" {
 				seen[ns] = true
 			}
