@@ -147,7 +147,7 @@ static __always_inline int policy_packet(struct __sk_buff *skb, const struct end
 					 const struct ct_key *t, const struct l4_info *l,
 					 struct ct_state *f, struct trace_ctx *tr)
 {
-	ct_lookup_once(t, f);
+	ct_lookup_once(t, l->tcp_flags, f);
 	if (!policy_fresh(f)) {
 		if (!*dst_id)
 			*dst_id = ipcache_identity(t->daddr, t->family);
@@ -215,7 +215,7 @@ static __always_inline int from_container(struct __sk_buff *skb, const struct en
 		tr.report = 1;
 		reply = 1;
 	} else {
-		ct_lookup(t, &f);
+		ct_lookup(t, l->tcp_flags, &f);
 		reply = f.reply;
 	}
 	if (f.reply) {

@@ -115,7 +115,7 @@ static __always_inline int host_policy(struct __sk_buff *skb, __u8 dir)
 	 * report decision is asked of conntrack. */
 	if (l.related && ct_live(&l.inner))
 		return CTX_ACT_OK;
-	ct_lookup(&t, &f);
+	ct_lookup(&t, l.tcp_flags, &f);
 	if (f.reply) {
 		ct_reply_seen(&f, l.closing, l.tcp_flags, NULL);
 		return CTX_ACT_OK;
@@ -229,7 +229,7 @@ static __always_inline int nodeport_ingress(struct __sk_buff *skb)
 		 * a NodePort through this node's SNAT address: its
 		 * connection is looked up by the reply as it came, before
 		 * the restore rewrites it. */
-		ct_lookup(&t, &f);
+		ct_lookup(&t, l.tcp_flags, &f);
 		ret = lb_rev(skb, &t, l4off, &nat_flags);
 		if (ret < 0)
 			return nodeport_drop(skb, &t, &l, DROP_INVALID_PACKET);

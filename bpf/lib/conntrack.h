@@ -209,8 +209,25 @@ struct ct_state {
 	__u8  set_flags;    /* CT_F_* that ct_track sets on the entry (CT_F_NAT) */
 };
 
-/* ct_lookup looks up the connection of the packet whose tuple is t. */
-static __always_inline void ct_lookup(const struct ct_key *t, struct ct_state *f)
+#define CT_TCP_SYN 0x02
+#define CT_TCP_ACK 0x10
+
+/* ct_reopens reports whether a packet with tcp_flags opens a new TCP
+ * connection on the live entry e: a bare SYN (no ACK) on a connection that
+ * is closing. Clients reuse ports within the closing lifetime (a busy
+ * client cycles through its ephemeral ports in seconds), and the new
+ * connection must be one: checked against policy (also when it is the
+ * former responder that opens it, which the entry would otherwise take for
+ * a reply), reported as a verdict, and traced as new. */
+static __always_inline int ct_reopens(__u8 proto, __u8 tcp_flags, const struct ct_entry *e)
+{
+	return proto == IPPROTO_TCP && (e->flags & CT_F_CLOSING) &&
+	       (tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
+}
+
+/* ct_lookup looks up the connection of the packet whose tuple is t and
+ * whose TCP flags (0 for other protocols) are tcp_flags. */
+static __always_inline void ct_lookup(const struct ct_key *t, __u8 tcp_flags, struct ct_state *f)
 {
 	struct ct_conn_key k;
 	struct ct_entry *e;
@@ -221,7 +238,7 @@ static __always_inline void ct_lookup(const struct ct_key *t, struct ct_state *f
 	f->now = bpf_ktime_get_ns();
 	f->new_conn = 1;
 	f->reply = 0;
-	if (e && f->now - e->last_seen <= ct_lifetime(t->proto, e)) {
+	if (e && f->now - e->last_seen <= ct_lifetime(t->proto, e) && !ct_reopens(t->proto, tcp_flags, e)) {
 		f->new_conn = 0;
 		f->reply = f->src_b != !!(e->flags & CT_F_B_OPENED);
 	}
@@ -231,10 +248,10 @@ static __always_inline void ct_lookup(const struct ct_key *t, struct ct_state *f
 
 /* ct_lookup_once is ct_lookup unless f holds the lookup of t already
  * (bpf_ktime_get_ns counts from boot, so a made lookup's time is never 0). */
-static __always_inline void ct_lookup_once(const struct ct_key *t, struct ct_state *f)
+static __always_inline void ct_lookup_once(const struct ct_key *t, __u8 tcp_flags, struct ct_state *f)
 {
 	if (!f->now)
-		ct_lookup(t, f);
+		ct_lookup(t, tcp_flags, f);
 }
 
 /* ct_reply_seen accounts a reply (f->reply) on its connection. *report
@@ -335,7 +352,8 @@ static __always_inline int ct_track(const struct ct_key *t, struct ct_state *f, 
 		tr->report = 1;
 	}
 	if (e) {
-		/* An expired entry: the connection's key is reused by a new
+		/* An expired entry, or a closing one that a SYN reopens
+		 * (ct_reopens): the connection's key is reused by a new
 		 * connection, which this packet's side opens. */
 		ct_init(e, f, closing, tcp_flags);
 		return 0;

@@ -40,7 +40,7 @@ static __always_inline int to_endpoint(struct __sk_buff *skb, const struct endpo
 		tr.report = 1;
 		goto deliver;
 	}
-	ct_lookup_once(t, f);
+	ct_lookup_once(t, l->tcp_flags, f);
 	if (f->reply) {
 		struct ct_entry *ce = f->e;
 

@@ -60,6 +60,16 @@ struct datapath_event {
  * they were. An eighth of the ring: about 1,490 events, 60 ms at 25,000/s. */
 #define EVENTS_WAKEUP_BYTES (EVENTS_RING_BYTES / 8)
 
+/* Only the events that find the unread data within this span above the
+ * watermark force the wakeup (see events_wakeup_flag): 64 events' worth. */
+#define EVENTS_WAKEUP_SPAN (64 * (sizeof(struct datapath_event) + 8))
+
+/* seta_events_enabled is 0 when nothing reads the ring (Hubble off, set by
+ * pkg/datapath/loader): the programs then emit no events at all, rather
+ * than fill the ring once and pay a failed reserve per event after that.
+ * Drops are still counted in the metrics maps. */
+const volatile __u8 seta_events_enabled = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, EVENTS_RING_BYTES);
@@ -78,13 +88,18 @@ struct {
 
 /* events_wakeup_flag picks the submit flag of an event (see
  * EVENTS_WAKEUP_BYTES). The unread data counts reserved records too, this
- * one included. Every event past the watermark forces a wakeup, not only
- * the one that crosses it: with several CPUs submitting, "the one that
- * crosses" can be missed, and the repeat is cheap (the kernel queues at
- * most one wakeup work item at a time). */
+ * one included. The events that find it within EVENTS_WAKEUP_SPAN above
+ * the watermark force the wakeup, not just the one that crosses it: with
+ * several CPUs submitting, "the one that crosses" can be missed. Events
+ * beyond the span do not: a reader that a wakeup did not bring is not
+ * there or is busy, and a forced wakeup per event (an irq_work, ~6 us in a
+ * VM) would then be paid for nothing; the reader's poll timer still finds
+ * the data. */
 static __always_inline __u64 events_wakeup_flag(void)
 {
-	if (bpf_ringbuf_query(&seta_events, BPF_RB_AVAIL_DATA) >= EVENTS_WAKEUP_BYTES)
+	__u64 unread = bpf_ringbuf_query(&seta_events, BPF_RB_AVAIL_DATA);
+
+	if (unread >= EVENTS_WAKEUP_BYTES && unread < EVENTS_WAKEUP_BYTES + EVENTS_WAKEUP_SPAN)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;
 }
@@ -99,6 +114,8 @@ static __always_inline void emit_event(struct __sk_buff *skb, __u8 type, __u8 re
 {
 	struct datapath_event *ev;
 
+	if (!seta_events_enabled)
+		return;
 	ev = bpf_ringbuf_reserve(&seta_events, sizeof(*ev), 0);
 	if (!ev) {
 		__u32 zero = 0;

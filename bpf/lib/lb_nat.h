@@ -396,7 +396,8 @@ enum lb_fwd_result {
  * gets the conntrack lookup of the translated tuple, for the policy and
  * tracking that follow. */
 static __always_inline const struct lb_nat_entry *
-lb_fwd_existing(const struct ct_key *t, struct lb_scratch *s, __u16 rev_nat_id, struct ct_state *f)
+lb_fwd_existing(const struct ct_key *t, __u8 tcp_flags, struct lb_scratch *s, __u16 rev_nat_id,
+		struct ct_state *f)
 {
 	const struct lb_nat_entry *e;
 
@@ -405,7 +406,7 @@ lb_fwd_existing(const struct ct_key *t, struct lb_scratch *s, __u16 rev_nat_id, 
 		return NULL;
 	s->x = *t;
 	lb_nat_tuple(&s->x, e, LB_NAT_FWD);
-	ct_lookup(&s->x, f);
+	ct_lookup(&s->x, tcp_flags, f);
 	return f->new_conn ? NULL : e;
 }
 
@@ -616,7 +617,7 @@ static __subprog int lb_fwd_lookup(struct __sk_buff *skb, struct ct_key *t, stru
 	if (external && !(svc->flags & (LB_F_NODEPORT | LB_F_EXTERNAL)))
 		return LB_FWD_PASS;
 	lb_nat_key_of(&s->nk, t, LB_NAT_FWD);
-	e = lb_fwd_existing(t, s, svc->rev_nat_id, f);
+	e = lb_fwd_existing(t, l->tcp_flags, s, svc->rev_nat_id, f);
 	if (!e)
 		return LB_FWD_NEW;
 	s->nat = *e;
@@ -677,7 +678,7 @@ static __always_inline int lb_fwd(struct __sk_buff *skb, struct ct_key *t, struc
 	if (ret == LB_FWD_NEW) {
 		ret = lb_fwd_new(skb, t, l, s);
 		if (ret == LB_FWD_DONE) {
-			ct_lookup(t, f);
+			ct_lookup(t, l->tcp_flags, f);
 			f->set_flags = CT_F_NAT;
 		}
 	}

@@ -257,3 +257,77 @@ func TestPrivilegedDatapathPolicyRevisionAudit(t *testing.T) {
 		t.Errorf("%d audit verdicts, want one per forward packet (>= 5)", audited)
 	}
 }
+
+// A bare SYN on a closing connection opens a new one, checked against
+// policy. Here the former responder reuses the closed connection's ports
+// in the other direction within the closing lifetime: its SYN matches the
+// entry from the side that did not open it, which without the reopen rule
+// would pass as a reply, past pod1's ingress policy that admits nothing.
+func TestPrivilegedDatapathConntrackReopen(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.load(t)
+	ep1, pod1 := f.endpoint(t, dp, 1)
+	ep2, pod2 := f.endpoint(t, dp, 2)
+	ct := openCT(t, f)
+	// pod1 admits nothing: only replies reach it.
+	if err := dp.WritePolicy(ep1.ID, policy.Update{Remove: []policy.Key{{Dir: policy.Ingress}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	const clientPort, serverPort = 40031, 7031
+	var ln net.Listener
+	if err := pod2.Do(t, func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(ep2.IPv4, serverPort).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	var c net.Conn
+	err := pod1.Do(t, func() (err error) {
+		d := net.Dialer{Timeout: 3 * time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ep1.IPv4, clientPort))}
+		c, err = d.Dial("tcp", netip.AddrPortFrom(ep2.IPv4, serverPort).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := <-accepted
+	ln.Close()
+	// The client resets the connection (closing, as a FIN would make it,
+	// but no socket keeps the ports in TIME_WAIT).
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close()
+	time.Sleep(50 * time.Millisecond)
+	srv.Close()
+	e, ok, err := ct.Lookup(maps.CTTuple{Proto: unix.IPPROTO_TCP, Src: netip.AddrPortFrom(ep1.IPv4, clientPort),
+		Dst: netip.AddrPortFrom(ep2.IPv4, serverPort)})
+	if err != nil || !ok || e.Flags&maps.CTFlagClosing == 0 {
+		t.Fatalf("entry of the closed connection %+v (found %v, %v), want it live and closing", e, ok, err)
+	}
+
+	// pod1 listens where its client was; pod2 dials it from the port its
+	// server had.
+	var back net.Listener
+	if err := pod1.Do(t, func() (err error) {
+		back, err = net.Listen("tcp", netip.AddrPortFrom(ep1.IPv4, clientPort).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	err = pod2.Do(t, func() (err error) {
+		d := net.Dialer{Timeout: time.Second, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ep2.IPv4, serverPort))}
+		c, err = d.Dial("tcp", netip.AddrPortFrom(ep1.IPv4, clientPort).String())
+		return err
+	})
+	if err == nil {
+		c.Close()
+		t.Fatal("pod2 reached pod1 through the closing connection's entry: its SYN passed as a reply")
+	}
+}

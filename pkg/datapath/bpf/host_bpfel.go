@@ -236,6 +236,7 @@ const (
 	HostMapSetaPolicy                     = "seta_policy"
 	HostMapSetaPolicyRev                  = "seta_policy_rev"
 	HostProgCilFromHost                   = "cil_from_host"
+	HostVarSetaEventsEnabled              = "seta_events_enabled"
 	HostVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	HostVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	HostVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
@@ -319,6 +320,7 @@ type HostMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostVariableSpecs struct {
+	SetaEventsEnabled              *ebpf.VariableSpec `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
@@ -396,6 +398,7 @@ func (m *HostMaps) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostVariables struct {
+	SetaEventsEnabled              *ebpf.Variable `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`

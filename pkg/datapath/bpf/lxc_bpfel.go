@@ -462,6 +462,7 @@ const (
 	LxcMapSetaPolicy                     = "seta_policy"
 	LxcMapSetaPolicyRev                  = "seta_policy_rev"
 	LxcProgCilFromContainer              = "cil_from_container"
+	LxcVarSetaEventsEnabled              = "seta_events_enabled"
 	LxcVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	LxcVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	LxcVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
@@ -546,6 +547,7 @@ type LxcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcVariableSpecs struct {
+	SetaEventsEnabled              *ebpf.VariableSpec `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
@@ -624,6 +626,7 @@ func (m *LxcMaps) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcVariables struct {
+	SetaEventsEnabled              *ebpf.Variable `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`

@@ -239,6 +239,7 @@ const (
 	NetdevProgCilToNetdev                   = "cil_to_netdev"
 	NetdevVarSetaEnableHostFirewall         = "seta_enable_host_firewall"
 	NetdevVarSetaEnableNodePort             = "seta_enable_node_port"
+	NetdevVarSetaEventsEnabled              = "seta_events_enabled"
 	NetdevVarSetaMonitorAggregation         = "seta_monitor_aggregation"
 	NetdevVarSetaMonitorAggregationFlags    = "seta_monitor_aggregation_flags"
 	NetdevVarSetaMonitorAggregationInterval = "seta_monitor_aggregation_interval"
@@ -325,6 +326,7 @@ type NetdevMapSpecs struct {
 type NetdevVariableSpecs struct {
 	SetaEnableHostFirewall         *ebpf.VariableSpec `ebpf:"seta_enable_host_firewall"`
 	SetaEnableNodePort             *ebpf.VariableSpec `ebpf:"seta_enable_node_port"`
+	SetaEventsEnabled              *ebpf.VariableSpec `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.VariableSpec `ebpf:"seta_monitor_aggregation_interval"`
@@ -404,6 +406,7 @@ func (m *NetdevMaps) Close() error {
 type NetdevVariables struct {
 	SetaEnableHostFirewall         *ebpf.Variable `ebpf:"seta_enable_host_firewall"`
 	SetaEnableNodePort             *ebpf.Variable `ebpf:"seta_enable_node_port"`
+	SetaEventsEnabled              *ebpf.Variable `ebpf:"seta_events_enabled"`
 	SetaMonitorAggregation         *ebpf.Variable `ebpf:"seta_monitor_aggregation"`
 	SetaMonitorAggregationFlags    *ebpf.Variable `ebpf:"seta_monitor_aggregation_flags"`
 	SetaMonitorAggregationInterval *ebpf.Variable `ebpf:"seta_monitor_aggregation_interval"`
