@@ -92,7 +92,8 @@ type Agent struct {
 	// default (syn, fin, rst, as Cilium's).
 	MonitorAggregationFlags []string `json:"monitorAggregationFlags,omitempty"`
 	// BPFEventsTraceEnabled lets the datapath report forwarded packets
-	// (trace events); drops and policy verdicts are always reported.
+	// (trace events); drops and policy verdicts are reported whenever
+	// Hubble (the event ring's reader) is on.
 	BPFEventsTraceEnabled bool `json:"bpfEventsTraceEnabled"`
 
 	// EnableSocketLB translates service addresses at the socket level
@@ -201,7 +202,7 @@ func NewFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringVar(&f.val.MonitorAggregation, "monitor-aggregation", d.MonitorAggregation, "how much the datapath aggregates trace events: none, lowest, low, medium or maximum")
 	fs.StringVar(&f.val.MonitorAggregationInterval, "monitor-aggregation-interval", d.MonitorAggregationInterval, "at medium and maximum, report an active connection again after this long")
 	fs.StringSliceVar(&f.val.MonitorAggregationFlags, "monitor-aggregation-flags", d.MonitorAggregationFlags, "at medium and maximum, TCP flags (syn,ack,fin,rst,psh,urg,ece,cwr) reported when first seen in a direction; empty: syn,fin,rst")
-	fs.BoolVar(&f.val.BPFEventsTraceEnabled, "bpf-events-trace-enabled", d.BPFEventsTraceEnabled, "report forwarded packets (trace events) from the datapath; drops and policy verdicts are always reported")
+	fs.BoolVar(&f.val.BPFEventsTraceEnabled, "bpf-events-trace-enabled", d.BPFEventsTraceEnabled, "report forwarded packets (trace events) from the datapath; drops and policy verdicts are reported whenever Hubble is on")
 	fs.BoolVar(&f.val.EnableSocketLB, "enable-socket-lb", d.EnableSocketLB, "translate service addresses at the socket level for every process below --cgroup-root")
 	fs.IntVar(&f.val.BPFLBMapMax, "bpf-lb-map-max", d.BPFLBMapMax, "capacity of the service and backend BPF maps (a service takes one entry plus one per backend)")
 	fs.StringVar(&f.val.NodePortRange, "node-port-range", d.NodePortRange, "port range of NodePort services, MIN-MAX")

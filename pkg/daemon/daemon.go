@@ -193,6 +193,8 @@ func traceConfig(cfg config.Agent, dp *datapath.Config) error {
 	}
 	interval, _ := time.ParseDuration(cfg.MonitorAggregationInterval) // validated by config
 	dp.TraceEvents = cfg.BPFEventsTraceEnabled
+	// Hubble is the event ring's only reader.
+	dp.NoEvents = !cfg.EnableHubble
 	dp.MonitorAggregation, dp.MonitorAggregationFlags, dp.MonitorAggregationInterval = level, flags, interval
 	return nil
 }

@@ -64,6 +64,12 @@ type Config struct {
 	// below allows. Off (the zero value), the programs carry no trace code
 	// at all. Drop and policy verdict events do not depend on it.
 	TraceEvents bool
+	// NoEvents stops the programs from emitting events at all (drops,
+	// policy verdicts, traces) for an agent in which nothing reads the
+	// event ring (Hubble off): a ring nobody drains fills once, and then
+	// every event costs a failed reserve. Counters and metrics do not
+	// depend on it.
+	NoEvents bool
 	// MonitorAggregation is the level, MonitorAggregationNone (0) to
 	// MonitorAggregationMaximum (4), Cilium's --monitor-aggregation. It is
 	// taken as given, 0 included: an agent passes
@@ -241,7 +247,7 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 		log.Info("Socket load balancing attached", "cgroup-root", cg.Path(), "node-port-range", fmt.Sprintf("%d-%d", npMin, npMax))
 	}
 	log.Info("Datapath loaded", "kernel", report.Kernel, "attach", mode, "bpf-root", cfg.BPFRoot,
-		"trace-events", trace.Enabled, "monitor-aggregation", MonitorAggregationName(int(trace.Aggregation)),
+		"events", !trace.NoEvents, "trace-events", trace.Enabled, "monitor-aggregation", MonitorAggregationName(int(trace.Aggregation)),
 		"monitor-aggregation-flags", fmt.Sprintf("%#02x", trace.Flags), "monitor-aggregation-interval", trace.Interval,
 		"socket-lb", cfg.EnableSocketLB, "node-port", cfg.EnableNodePort, "host-firewall", cfg.HostFirewall,
 		"devices", devices)

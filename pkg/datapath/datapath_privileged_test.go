@@ -385,3 +385,46 @@ func TestPrivilegedDatapathPolicyOpenAndCounters(t *testing.T) {
 		t.Errorf("a new endpoint with a used ID starts at %+v, want zero", st)
 	}
 }
+
+// With NoEvents (an agent without Hubble: nothing reads the ring) the
+// programs emit nothing, while the drop itself and its counting stay: the
+// same default-deny drop as TestPrivilegedDatapathDropEvents reports,
+// here never reaches the ring.
+func TestPrivilegedDatapathNoEvents(t *testing.T) {
+	f := newFixture(t, "auto")
+	dp := f.loadWith(t, func(c *datapath.Config) { c.NoEvents = true })
+	_, pod1 := f.endpoint(t, dp, 1)
+	ep2, _ := f.endpoint(t, dp, 2)
+	if err := dp.WritePolicy(2, policy.Update{Remove: []policy.Key{{Dir: policy.Ingress}}}); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := dp.NewEventReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan monitor.Event, 16)
+	go func() {
+		for {
+			ev, err := rd.Read()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- ev
+		}
+	}()
+	if err := ping(t, pod1, ep2.IPv4); err == nil {
+		t.Fatal("ping got through a default-deny ingress")
+	}
+	select {
+	case ev, ok := <-got:
+		if ok {
+			t.Errorf("an event with events off: %+v", ev)
+		}
+	case <-time.After(time.Second):
+	}
+	rd.Close()
+	if n, err := rd.Lost(); err != nil || n != 0 {
+		t.Errorf("lost events: %d %v (events off count no losses either)", n, err)
+	}
+}

@@ -149,5 +149,5 @@ func traceOptions(cfg Config) (loader.Trace, error) {
 	if flags == 0 {
 		flags = DefaultMonitorAggregationFlags
 	}
-	return loader.Trace{Enabled: cfg.TraceEvents, Aggregation: uint8(level), Flags: flags, Interval: iv}, nil
+	return loader.Trace{Enabled: cfg.TraceEvents, NoEvents: cfg.NoEvents, Aggregation: uint8(level), Flags: flags, Interval: iv}, nil
 }

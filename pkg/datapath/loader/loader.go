@@ -61,6 +61,9 @@ type Options struct {
 type Trace struct {
 	// Enabled turns trace events for forwarded packets on.
 	Enabled bool
+	// NoEvents turns every event off (seta_events_enabled = 0): nothing
+	// reads the ring.
+	NoEvents bool
 	// Aggregation is the monitor aggregation level, 0 (none) to 4
 	// (maximum), Cilium's numbering.
 	Aggregation uint8
@@ -79,17 +82,21 @@ const (
 	varMonitorAggregation  = "seta_monitor_aggregation"
 	varAggregationFlags    = "seta_monitor_aggregation_flags"
 	varAggregationInterval = "seta_monitor_aggregation_interval"
+	varEventsEnabled       = "seta_events_enabled" // bpf/lib/events.h
 )
 
 // setTrace writes the trace configuration into a collection's constants.
 // A collection that lacks one (its program cannot trace) is left alone.
 func setTrace(cs *ebpf.CollectionSpec, t Trace) error {
-	var enabled uint8
+	var enabled, events uint8 = 0, 1
 	if t.Enabled {
 		enabled = 1
 	}
+	if t.NoEvents {
+		events = 0
+	}
 	for name, v := range map[string]any{
-		varTraceEvents: enabled, varMonitorAggregation: t.Aggregation,
+		varTraceEvents: enabled, varEventsEnabled: events, varMonitorAggregation: t.Aggregation,
 		varAggregationFlags: t.Flags, varAggregationInterval: uint64(t.Interval.Nanoseconds()),
 	} {
 		vs, ok := cs.Variables[name]
