@@ -18,11 +18,19 @@
 //
 // Workloads: TCP_RR, TCP_CRR and UDP_RR with `seta-nettool perf` against
 // `seta-nettool perf-serve` (1-byte requests and responses), and TCP_STREAM
-// with iperf3. Client and server are pinned to different CPUs. A round runs
-// every workload on every topology back to back, the topology order
-// reversed every other round; ratios are taken within a round, pair by
-// pair. CPU cost per transaction comes from /proc/stat (busy jiffies of the
-// whole machine, softirq included, over the run, per transaction).
+// with iperf3. The request/response clients and servers share one CPU,
+// the TCP_STREAM ones run on two (the steadier placement of each on the
+// 2-core VM, see notes.md). A round runs every workload on every topology
+// back to back for a short slice (1 s), the topology order reversed every
+// other round; many rounds follow one another, and ratios are taken within
+// a round, pair by pair, so that the machine's slow drifts cancel. The
+// goals are judged on the median of the per-round ratios, with its 95 %
+// confidence interval and the medians of consecutive parts of the run. CPU
+// cost per transaction comes from /proc/stat (busy jiffies of the whole
+// machine, softirq included, over the run, per transaction) and from the
+// CPU clocks of the client and the server (their own work, the packet
+// processing in their context included); the cost of Seta's programs from
+// the kernel's BPF run statistics, in a few rounds of their own.
 //
 //	go build -o bin/ ./cmd/... ./bench/datapath && bin/datapath --bin bin
 //
@@ -48,6 +56,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/seta-net/seta/pkg/datapath/progstats"
 )
 
 // base prefixes every name the harness gives: namespaces, labs, the state
@@ -61,12 +71,17 @@ var stateDir = filepath.Join("/run/seta", base)
 var (
 	binDir     = flag.String("bin", "bin", "directory holding the seta binaries")
 	cniBin     = flag.String("cni-bin", "/usr/lib/cni", "directory holding the reference CNI plugins (Debian: containernetworking-plugins)")
-	rounds     = flag.Int("rounds", 5, "rounds (1 to 20); each runs every workload on every topology")
-	duration   = flag.Duration("duration", 5*time.Second, "length of each measurement (1s to 60s)")
+	rounds     = flag.Int("rounds", 30, "rounds (1 to 200); each runs every workload on every topology; the ratios come from these")
+	duration   = flag.Duration("duration", time.Second, "length of each measurement (1s to 60s)")
+	warmup     = flag.Int("warmup-rounds", 2, "rounds before the measured ones, recorded but not used (0 to 20)")
+	costRounds = flag.Int("cost-rounds", 5, "rounds of the Seta topologies with BPF run statistics on, spread through the run, for the programs' cost (0 to 50)")
+	parts      = flag.Int("parts", 3, "consecutive parts of the rounds whose medians must agree for a goal to be decided (1 to 10; at most one per round)")
 	topoFlag   = flag.String("topologies", "a,b,c,d,e", "topologies to run, in round order; a is the baseline of the ratios")
 	loadFlag   = flag.String("workloads", "TCP_RR,TCP_CRR,UDP_RR,TCP_STREAM", "workloads to run")
-	clientCPU  = flag.Int("client-cpu", 1, "CPU the clients are pinned to (-1: not pinned)")
-	serverCPU  = flag.Int("server-cpu", 0, "CPU the servers are pinned to (-1: not pinned)")
+	clientCPU  = flag.Int("client-cpu", 1, "CPU the TCP_RR, TCP_CRR and UDP_RR clients are pinned to (-1: not pinned)")
+	serverCPU  = flag.Int("server-cpu", 1, "CPU the TCP_RR, TCP_CRR and UDP_RR server is pinned to (-1: not pinned)")
+	streamCCPU = flag.Int("stream-client-cpu", 1, "CPU the TCP_STREAM client is pinned to (-1: not pinned)")
+	streamSCPU = flag.Int("stream-server-cpu", 0, "CPU the TCP_STREAM server is pinned to (-1: not pinned)")
 	ruleCount  = flag.Int("rules", 100, "L3/L4 rules of the policy of (d) and (e) (3 to 10000)")
 	jsonOut    = flag.String("json", "bench/datapath/results.json", "write the raw results here (empty: do not)")
 	resultsOut = flag.String("results", "bench/RESULTS.md", "replace the datapath section of this file (empty: do not)")
@@ -100,7 +115,17 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "datapath:", err)
 		return 2
 	}
+	if *resultsOut != "" {
+		if err := checkResultsFile(*resultsOut); err != nil {
+			fmt.Fprintln(os.Stderr, "datapath:", err)
+			return 2
+		}
+	}
 	if err := checkTools(); err != nil {
+		fmt.Fprintln(os.Stderr, "datapath:", err)
+		return 1
+	}
+	if err := checkStats(plan); err != nil {
 		fmt.Fprintln(os.Stderr, "datapath:", err)
 		return 1
 	}
@@ -143,14 +168,24 @@ type plan struct {
 	topologies []string // IDs, "a" first when present
 	workloads  []string
 	rounds     int
+	warmup     int
+	costRounds int
+	parts      int
 	duration   time.Duration
 }
 
 func parsePlan() (plan, error) {
-	p := plan{rounds: *rounds, duration: *duration}
+	// No more parts than rounds (--rounds 2 with the default --parts).
+	p := plan{rounds: *rounds, warmup: *warmup, costRounds: *costRounds, parts: min(*parts, max(*rounds, 1)), duration: *duration}
 	switch {
-	case p.rounds < 1 || p.rounds > 20:
-		return p, errors.New("--rounds must be 1 to 20")
+	case p.rounds < 1 || p.rounds > 200:
+		return p, errors.New("--rounds must be 1 to 200")
+	case p.warmup < 0 || p.warmup > 20:
+		return p, errors.New("--warmup-rounds must be 0 to 20")
+	case p.costRounds < 0 || p.costRounds > 50:
+		return p, errors.New("--cost-rounds must be 0 to 50")
+	case *parts < 1 || *parts > 10:
+		return p, errors.New("--parts must be 1 to 10")
 	case p.duration < time.Second || p.duration > time.Minute:
 		return p, errors.New("--duration must be 1s to 60s")
 	case *ruleCount < 3 || *ruleCount > 10000:
@@ -159,7 +194,7 @@ func parsePlan() (plan, error) {
 	for _, c := range []struct {
 		name string
 		cpu  int
-	}{{"client-cpu", *clientCPU}, {"server-cpu", *serverCPU}} {
+	}{{"client-cpu", *clientCPU}, {"server-cpu", *serverCPU}, {"stream-client-cpu", *streamCCPU}, {"stream-server-cpu", *streamSCPU}} {
 		if c.cpu < -1 || c.cpu >= runtime.NumCPU() {
 			return p, fmt.Errorf("--%s must be -1 or a CPU from 0 to %d", c.name, runtime.NumCPU()-1)
 		}
@@ -214,11 +249,35 @@ func checkTools() error {
 	return nil
 }
 
+// checkStats makes sure the kernel keeps BPF run statistics when cost
+// rounds need them, before anything is created.
+func checkStats(p plan) error {
+	if p.costRounds == 0 || len(p.setaTopologies()) == 0 {
+		return nil
+	}
+	c, err := progstats.Enable()
+	if err != nil {
+		return fmt.Errorf("%w (run with --cost-rounds 0 to measure without the programs' cost)", err)
+	}
+	return c.Close()
+}
+
+// pinFor is the client and the server CPU of workload w (-1: not pinned).
+func pinFor(w string) (client, server int) {
+	if w == "TCP_STREAM" {
+		return *streamCCPU, *streamSCPU
+	}
+	return *clientCPU, *serverCPU
+}
+
 func abs(name string) string { p, _ := filepath.Abs(filepath.Join(*binDir, name)); return p }
+
+// started is when the harness started; the log counts from it.
+var started = time.Now()
 
 // logf reports progress on stderr.
 func logf(format string, a ...any) {
-	fmt.Fprintf(os.Stderr, "datapath: "+format+"\n", a...)
+	fmt.Fprintf(os.Stderr, "datapath: [%4.0fs] "+format+"\n", append([]any{time.Since(started).Seconds()}, a...)...)
 }
 
 // cleanup removes everything this run made, whatever state it got to.
@@ -276,6 +335,9 @@ func rewrite(path string) int {
 			err = errors.New("no topologies: not a results file of this harness")
 		}
 		if err == nil {
+			// The statistics again from the samples: the section shows
+			// what the current harness makes of them.
+			res.summarize(planOf(&res))
 			md := markdown(&res)
 			fmt.Print(md)
 			if *resultsOut != "" {

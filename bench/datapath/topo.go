@@ -68,6 +68,22 @@ type topology struct {
 	kind   topoKind
 	cgroup string // the Seta node's cgroup, where its pod processes run
 	socket string // the Seta agent's API socket
+	// The Seta node's bpffs root, and the directories under it that hold
+	// the links of its tc programs and of its socket hooks.
+	bpfRoot          string
+	tcDirs, sockDirs []string
+	// servers are the PIDs of the server processes: perf-serve under
+	// "TCP_RR" (it serves every request/response workload), iperf3 under
+	// "TCP_STREAM".
+	servers map[string]int
+}
+
+// serverPID is the process that serves workload w.
+func (t *topology) serverPID(w string) int {
+	if w != "TCP_STREAM" {
+		w = "TCP_RR"
+	}
+	return t.servers[w]
 }
 
 func newTopology(id string) *topology {
@@ -336,7 +352,7 @@ func setupSeta(ctx context.Context, id string) (*topology, error) {
 		return nil, err
 	}
 	node := st.Nodes[0]
-	t.socket, t.cgroup = node.Socket, node.Cgroup
+	t.socket, t.cgroup, t.bpfRoot = node.Socket, node.Cgroup, node.BPFRoot
 	if err := checkAgent(ctx, t); err != nil {
 		return nil, err
 	}
@@ -350,6 +366,15 @@ func setupSeta(ctx context.Context, id string) (*topology, error) {
 		pods[role] = p
 	}
 	t.ServerNS, t.ClientNS, t.ServerIP = pods["server"].NetNS, pods["client"].NetNS, pods["server"].IPv4
+	if t.tcDirs, err = progDirs(t.bpfRoot, tcLinkDirs); err != nil {
+		return nil, err
+	}
+	if len(t.tcDirs) == 0 {
+		return nil, fmt.Errorf("no tc links pinned under %s", t.bpfRoot)
+	}
+	if t.sockDirs, err = progDirs(t.bpfRoot, sockLinkDirs); err != nil {
+		return nil, err
+	}
 	if t.kind.policy {
 		if err := importPolicy(ctx, t); err != nil {
 			return nil, err
@@ -475,20 +500,28 @@ func startIn(ns, cgroup string, cmd *exec.Cmd) error {
 }
 
 // startServers starts perf-serve and, for TCP_STREAM, iperf3 in the
-// server pod, pinned to the server CPU, and waits until they listen.
+// server pod, each pinned to the server CPU of its workloads, and waits
+// until they listen.
 func startServers(ctx context.Context, t *topology, p plan) error {
-	lifetime := min(2*p.estimate()+10*time.Minute, 24*time.Hour)
-	servers := [][]string{{abs("seta-nettool"), "perf-serve", "--tcp", fmt.Sprintf(":%d", perfTCPPort),
-		"--udp", fmt.Sprintf(":%d", perfUDPPort), "--lifetime", lifetime.String()}}
-	if p.has("TCP_STREAM") {
-		servers = append(servers, []string{"iperf3", "-s", "-p", strconv.Itoa(iperfPort)})
+	// Ample: the setup of the other topologies comes on top of the
+	// measurements.
+	lifetime := min(2*p.length()+20*time.Minute, 24*time.Hour)
+	type server struct {
+		workload string // whose pinning the server takes
+		argv     []string
 	}
-	for _, argv := range servers {
-		log, err := os.Create(filepath.Join(stateDir, t.ID+"-"+filepath.Base(argv[0])+".log"))
-		argv = pinned(*serverCPU, argv...)
+	servers := []server{{"TCP_RR", []string{abs("seta-nettool"), "perf-serve", "--tcp", fmt.Sprintf(":%d", perfTCPPort),
+		"--udp", fmt.Sprintf(":%d", perfUDPPort), "--lifetime", lifetime.String()}}}
+	if p.has("TCP_STREAM") {
+		servers = append(servers, server{"TCP_STREAM", []string{"iperf3", "-s", "-p", strconv.Itoa(iperfPort)}})
+	}
+	for _, sv := range servers {
+		log, err := os.Create(filepath.Join(stateDir, t.ID+"-"+filepath.Base(sv.argv[0])+".log"))
 		if err != nil {
 			return err
 		}
+		_, cpu := pinFor(sv.workload)
+		argv := pinned(cpu, sv.argv...)
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdout, cmd.Stderr = log, log
 		err = startIn(t.ServerNS, t.cgroup, cmd)
@@ -496,6 +529,11 @@ func startServers(ctx context.Context, t *topology, p plan) error {
 		if err != nil {
 			return fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
 		}
+		if t.servers == nil {
+			t.servers = map[string]int{}
+		}
+		// taskset execs the server: the PID is the server's.
+		t.servers[sv.workload] = cmd.Process.Pid
 		pr := &proc{name: t.ID + ": " + strings.Join(argv, " "), cmd: cmd, done: make(chan struct{})}
 		go func() { cmd.Wait(); close(pr.done) }()
 		procs = append(procs, pr)
@@ -552,24 +590,29 @@ func stopProcs() {
 	procs = nil
 }
 
-// runClient runs argv in the client pod, pinned to the client CPU, and
-// kills it if it runs past limit.
-func runClient(ctx context.Context, t *topology, limit time.Duration, argv ...string) (stdout, stderr string, err error) {
+// runClient runs argv in the client pod, pinned to the client CPU of
+// workload w, and kills it if it runs past limit; cpu is the CPU time the
+// client took (user and system, all its threads).
+func runClient(ctx context.Context, t *topology, w string, limit time.Duration, argv ...string) (stdout, stderr string, cpu time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	prog := filepath.Base(argv[0])
-	argv = pinned(*clientCPU, argv...)
+	onCPU, _ := pinFor(w)
+	argv = pinned(onCPU, argv...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := startIn(t.ClientNS, t.cgroup, cmd); err != nil {
-		return "", "", err
+		return "", "", 0, err
 	}
 	err = cmd.Wait()
 	if ctx.Err() == context.DeadlineExceeded {
 		err = fmt.Errorf("%s did not finish within %v", prog, limit)
 	}
-	return out.String(), errb.String(), err
+	if st := cmd.ProcessState; st != nil {
+		cpu = st.UserTime() + st.SystemTime()
+	}
+	return out.String(), errb.String(), cpu, err
 }
 
 // verify checks that a topology carries the benchmark's traffic, enforces
@@ -579,7 +622,7 @@ func verify(ctx context.Context, t *topology) error {
 		test string
 		port int
 	}{{"TCP_RR", perfTCPPort}, {"TCP_CRR", perfTCPPort}, {"UDP_RR", perfUDPPort}} {
-		out, errs, err := runClient(ctx, t, 30*time.Second, abs("seta-nettool"), "perf", net.JoinHostPort(t.ServerIP, strconv.Itoa(c.port)),
+		out, errs, _, err := runClient(ctx, t, c.test, 30*time.Second, abs("seta-nettool"), "perf", net.JoinHostPort(t.ServerIP, strconv.Itoa(c.port)),
 			"--test", c.test, "--count", "200", "--duration", "10s")
 		if err != nil {
 			return fmt.Errorf("%s from the client to %s: %v: %s%s", c.test, t.ServerIP, err, out, errs)
@@ -588,7 +631,7 @@ func verify(ctx context.Context, t *topology) error {
 	// A port nothing listens on and the policy does not admit: refused
 	// without policy, dropped (a timeout) with it.
 	closed := net.JoinHostPort(t.ServerIP, strconv.Itoa(closedPort))
-	_, errs, err := runClient(ctx, t, 10*time.Second, abs("seta-nettool"), "tcp", closed, "--timeout", "500ms")
+	_, errs, _, err := runClient(ctx, t, "TCP_RR", 10*time.Second, abs("seta-nettool"), "tcp", closed, "--timeout", "500ms")
 	got := "refused"
 	switch {
 	case err == nil:
