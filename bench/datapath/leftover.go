@@ -20,12 +20,13 @@ type leftover struct {
 	pid          int // a process in one of the harness's namespaces
 }
 
-// ownNamespaces are the namespaces of (a) and (b), which the harness names
+// ownNamespaces are the namespaces of (a), (b) and (f), which the harness names
 // itself (the labs name theirs).
 func ownNamespaces() []string {
 	c, s := vethNS()
 	n, bc, bs := bridgeNS()
-	return []string{c, s, n, bc, bs}
+	fn, fc, fs := floorNS()
+	return []string{c, s, n, bc, bs, fn, fc, fs}
 }
 
 // leftovers lists what an earlier run left behind.

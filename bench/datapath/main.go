@@ -76,7 +76,7 @@ var (
 	warmup     = flag.Int("warmup-rounds", 2, "rounds before the measured ones, recorded but not used (0 to 20)")
 	costRounds = flag.Int("cost-rounds", 5, "rounds of the Seta topologies with BPF run statistics on, spread through the run, for the programs' cost (0 to 50)")
 	parts      = flag.Int("parts", 3, "consecutive parts of the rounds whose medians must agree for a goal to be decided (1 to 10; at most one per round)")
-	topoFlag   = flag.String("topologies", "a,b,c,d,e", "topologies to run, in round order; a is the baseline of the ratios")
+	topoFlag   = flag.String("topologies", "a,f,b,c,d,e", "topologies to run, in round order; a is the baseline of the ratios")
 	loadFlag   = flag.String("workloads", "TCP_RR,TCP_CRR,UDP_RR,TCP_STREAM", "workloads to run")
 	clientCPU  = flag.Int("client-cpu", 1, "CPU the TCP_RR, TCP_CRR and UDP_RR clients are pinned to (-1: not pinned)")
 	serverCPU  = flag.Int("server-cpu", 1, "CPU the TCP_RR, TCP_CRR and UDP_RR server is pinned to (-1: not pinned)")
@@ -202,7 +202,7 @@ func parsePlan() (plan, error) {
 	for _, f := range strings.Split(*topoFlag, ",") {
 		id := strings.TrimSpace(f)
 		if _, ok := topologyKinds[id]; !ok {
-			return p, fmt.Errorf("--topologies: unknown topology %q (a, b, c, d, e)", f)
+			return p, fmt.Errorf("--topologies: unknown topology %q (a, b, c, d, e, f)", f)
 		}
 		if slices.Contains(p.topologies, id) {
 			return p, fmt.Errorf("--topologies: %q given twice", id)
@@ -286,6 +286,7 @@ func cleanup() {
 	stopProcs()
 	teardownBridge()
 	teardownVeth()
+	teardownFloor()
 	teardownLabs()
 	os.RemoveAll(stateDir)
 	if found := leftovers(); len(found) > 0 {

@@ -201,7 +201,7 @@ func machineInfo() machine {
 }
 
 // ratioPairs are the ratios reported, numerator over denominator.
-var ratioPairs = [][2]string{{"b", "a"}, {"c", "a"}, {"d", "a"}, {"e", "a"}, {"d", "c"}, {"e", "c"}, {"c", "b"}, {"e", "b"}}
+var ratioPairs = [][2]string{{"f", "a"}, {"c", "f"}, {"b", "a"}, {"c", "a"}, {"d", "a"}, {"e", "a"}, {"d", "c"}, {"e", "c"}, {"c", "b"}, {"e", "b"}}
 
 // summarize computes the summaries, the per-round ratios, the goals and
 // the programs' cost, from the samples.

@@ -48,6 +48,7 @@ var topologyKinds = map[string]topoKind{
 	"b": {Name: "bridge", Desc: "reference CNI plugins (containernetworking-plugins): bridge (isGateway, ipMasq) + host-local, portmap, firewall (iptables backend), run through libcni in a node namespace; br_netfilter passes bridged packets through iptables and conntrack"},
 	"c": {Name: "seta", Desc: "one-node Seta lab, no policy; no trace events, no Hubble, no metrics server", seta: true},
 	"d": {Name: "seta+policy", Desc: "as (c), with a CiliumNetworkPolicy of %d L3/L4 rules selecting both pods (ingress and egress), imported with `seta policy import`", seta: true, policy: true},
+	"f": {Name: "veth floor", Desc: "the floor of any veth-based datapath: each pod's veth pair ends in a node namespace, and the smallest program that can forward (bpf_redirect_peer on the host-side veth's ingress, nothing else: pkg/datapath/floor) joins them; static neighbours"},
 	"e": {Name: "seta+policy+visibility", Desc: "as (d), with flow visibility on: trace events (medium aggregation), Hubble, Hubble metrics (the agent's defaults)", seta: true, policy: true, visibility: true},
 }
 
@@ -107,6 +108,8 @@ func setup(ctx context.Context, p plan) (map[string]*topology, error) {
 		switch k := topologyKinds[id]; {
 		case id == "a":
 			t, err = setupVeth()
+		case id == "f":
+			t, err = setupFloor()
 		case id == "b":
 			t, err = setupBridge(ctx)
 		case k.seta:
