@@ -80,6 +80,26 @@ agent where that is; if the agent cannot be reached, pass --bpf-root yourself
 	return cmd
 }
 
+// bpfList is the RunE of a `seta bpf X list` command: it checks the output
+// flag o, finds the bpffs root, and prints what list reads from the pinned
+// map there (its rows, and how they look as a table).
+func bpfList(g *globals, bpfRoot, o *string, list func(cmd *cobra.Command, root string) (any, func(*output.Tab), error)) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		if _, err := output.Parse(*o); err != nil {
+			return err
+		}
+		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
+		if err != nil {
+			return err
+		}
+		rows, table, err := list(cmd, root)
+		if err != nil {
+			return err
+		}
+		return output.Print(cmd.OutOrStdout(), *o, rows, table)
+	}
+}
+
 // resolveBPFRoot returns --bpf-root, or asks the agent for its bpfRoot.
 func resolveBPFRoot(cmd *cobra.Command, g *globals, flag string) (string, error) {
 	if flag != "" {
@@ -129,19 +149,12 @@ map: RX is traffic delivered to the pod, TX traffic the pod sent.`,
 		Args: cobra.NoArgs,
 	}
 	o := output.AddFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := output.Parse(*o); err != nil {
-			return err
-		}
-		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
-		if err != nil {
-			return err
-		}
+	cmd.RunE = bpfList(g, bpfRoot, o, func(cmd *cobra.Command, root string) (any, func(*output.Tab), error) {
 		rows, err := dumpBPFEndpoints(cmd, root)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+		return rows, func(t *output.Tab) {
 			t.Row("ADDRESS", "ENDPOINT ID", "IFINDEX", "MAC", "NODE MAC", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES")
 			for _, r := range rows {
 				rx, rxb, tx, txb := "", "", "", ""
@@ -150,8 +163,8 @@ map: RX is traffic delivered to the pod, TX traffic the pod sent.`,
 				}
 				t.Row(r.Address, r.EndpointID, r.Ifindex, r.MAC, r.NodeMAC, rx, rxb, tx, txb)
 			}
-		})
-	}
+		}, nil
+	})
 	return cmd
 }
 
@@ -214,22 +227,15 @@ pod; egress: sent by a pod). A growing drop reason points at the problem.`,
 		Args: cobra.NoArgs,
 	}
 	o := output.AddFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := output.Parse(*o); err != nil {
-			return err
-		}
-		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
-		if err != nil {
-			return err
-		}
+	cmd.RunE = bpfList(g, bpfRoot, o, func(cmd *cobra.Command, root string) (any, func(*output.Tab), error) {
 		mm, err := maps.OpenPinnedMetricsMap(root)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer mm.Close()
 		m, err := mm.Dump()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		rows := make([]bpfMetric, 0, len(m))
 		for k, v := range m {
@@ -238,12 +244,12 @@ pod; egress: sent by a pod). A growing drop reason points at the problem.`,
 		slices.SortFunc(rows, func(a, b bpfMetric) int {
 			return cmp.Or(cmp.Compare(a.Reason, b.Reason), cmp.Compare(a.Direction, b.Direction))
 		})
-		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+		return rows, func(t *output.Tab) {
 			t.Row("REASON", "DIRECTION", "PACKETS", "BYTES")
 			for _, r := range rows {
 				t.Row(r.Reason, r.Direction, r.Packets, r.Bytes)
 			}
-		})
-	}
+		}, nil
+	})
 	return cmd
 }

@@ -29,30 +29,23 @@ packets skip the policy lookups; 0 means its next forward packet is checked.`,
 		Args: cobra.NoArgs,
 	}
 	o := output.AddFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := output.Parse(*o); err != nil {
-			return err
-		}
-		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
-		if err != nil {
-			return err
-		}
+	cmd.RunE = bpfList(g, bpfRoot, o, func(cmd *cobra.Command, root string) (any, func(*output.Tab), error) {
 		m, err := maps.OpenPinnedCTMap(root)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer m.Close()
 		conns, err := m.Dump()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		rows := maps.CTRows(conns, maps.MonotonicNow())
-		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+		return rows, func(t *output.Tab) {
 			t.Row("PROTO", "CONNECTION", "PACKETS", "REPLIES", "EXPIRES", "POLICY REV", "FLAGS")
 			for _, r := range rows {
 				t.Row(r.Proto, r.Tuple, r.Packets, r.Replies, r.Expires, r.PolicyRev, r.Flags)
 			}
-		})
-	}
+		}, nil
+	})
 	return cmd
 }

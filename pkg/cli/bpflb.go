@@ -24,29 +24,22 @@ quarantined backends are not in slots: they keep their connections only.`,
 		Args: cobra.NoArgs,
 	}
 	o := output.AddFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := output.Parse(*o); err != nil {
-			return err
-		}
-		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
-		if err != nil {
-			return err
-		}
+	cmd.RunE = bpfList(g, bpfRoot, o, func(cmd *cobra.Command, root string) (any, func(*output.Tab), error) {
 		m, err := lb.OpenPinned(root)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer m.Close()
 		rows, err := m.List()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+		return rows, func(t *output.Tab) {
 			t.Row("FRONTEND", "SLOT", "BACKEND", "FLAGS", "REVNAT")
 			for _, r := range rows {
 				t.Row(r.Frontend, r.Slot, r.Backend, r.Flags, r.RevNat)
 			}
-		})
-	}
+		}, nil
+	})
 	return cmd
 }

@@ -31,30 +31,23 @@ them; a connection is live as long as its conntrack entry is.`,
 		Args: cobra.NoArgs,
 	}
 	o := output.AddFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if _, err := output.Parse(*o); err != nil {
-			return err
-		}
-		root, err := resolveBPFRoot(cmd, g, *bpfRoot)
-		if err != nil {
-			return err
-		}
+	cmd.RunE = bpfList(g, bpfRoot, o, func(cmd *cobra.Command, root string) (any, func(*output.Tab), error) {
 		m, err := lb.OpenPinnedNAT(root)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		defer m.Close()
 		entries, err := m.Dump()
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		rows := lb.NATRows(entries)
-		return output.Print(cmd.OutOrStdout(), *o, rows, func(t *output.Tab) {
+		return rows, func(t *output.Tab) {
 			t.Row("DIRECTION", "PROTO", "TUPLE", "REWRITE", "BACKEND", "SERVICE", "FLAGS")
 			for _, r := range rows {
 				t.Row(r.Direction, r.Proto, r.Tuple, r.Rewrite, r.Backend, r.Service, r.Flags)
 			}
-		})
-	}
+		}, nil
+	})
 	return cmd
 }
