@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -120,16 +118,6 @@ func serveMetrics(log *slog.Logger, addr string, hubbleMetrics []string, late *l
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", late.m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("Metrics server failed", "error", err)
-		}
-	}()
 	log.Info("Serving Prometheus metrics", "addr", ln.Addr().String())
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return serveHTTP(log, "metrics", ln, mux), nil
 }

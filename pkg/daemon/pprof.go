@@ -27,16 +27,22 @@ func servePprof(log *slog.Logger, addr string) (func(), error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("Serving Go runtime profiles", "address", ln.Addr().String())
+	return serveHTTP(log, "pprof", ln, mux), nil
+}
+
+// serveHTTP serves h on ln until the returned stop is called (which waits
+// up to 5 s for requests in flight); what is named what in the log.
+func serveHTTP(log *slog.Logger, what string, ln net.Listener, h http.Handler) (stop func()) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("pprof server stopped", "error", err)
+			log.Error("HTTP server stopped", "server", what, "error", err)
 		}
 	}()
-	log.Info("Serving Go runtime profiles", "address", ln.Addr().String())
 	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
-	}, nil
+	}
 }
