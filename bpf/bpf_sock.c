@@ -24,7 +24,9 @@
  * from outside the node (the tc path), not for sockets.
  *
  * A destination that is not a service costs one hash lookup: the service
- * map. Only a destination port in the NodePort range adds the ipcache lookup
+ * map. The reverse hooks (recvmsg, getpeername) of a socket that socket LB
+ * never translated cost one check of the socket's own storage
+ * (seta_lb_sock_mark, set by the forward hooks when they translate). Only a destination port in the NodePort range adds the ipcache lookup
  * that tells whether the address is the node's own (identity host), and
  * then the lookup of the NodePort entry for every node address.
  *
@@ -223,8 +225,11 @@ static __always_inline enum xlate sock_xlate_fwd(struct bpf_sock_addr *ctx, stru
 	 * (no NAT46/64 here). */
 	if (b->family != a->family)
 		return XLATE_REJECT;
-	/* Without the reverse entry the application would see the backend
-	 * answer instead of the VIP: refuse rather than confuse it. */
+	/* Without the reverse entry (or the mark that makes the reverse hooks
+	 * look for it) the application would see the backend answer instead
+	 * of the VIP: refuse rather than confuse it. */
+	if (!ctx->sk || !bpf_sk_storage_get(&seta_lb_sock_mark, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE))
+		return XLATE_REJECT;
 	if (sock_remember_revnat(&sk, b, a, svc->rev_nat_id, id) < 0)
 		return XLATE_REJECT;
 	lb_addr_copy(a->addr, b->addr);
@@ -242,12 +247,25 @@ static __always_inline int sock_xlate_rev(struct bpf_sock_addr *ctx, struct sock
 	const struct lb_sock_value *v;
 	const struct lb_revnat *rn;
 	__u8 proto = ctx_protocol(ctx);
+	struct bpf_sock *s = ctx->sk;
+	__u32 zero = 0;
+	__u64 *unmarked;
 
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 0;
+	if (!s)
+		return 0;
+	/* Only translated sockets have revnat entries: those are marked, or
+	 * were translated by an agent that did not mark (cookie at most the
+	 * recorded one). */
+	if (!bpf_sk_storage_get(&seta_lb_sock_mark, s, 0, 0)) {
+		unmarked = bpf_map_lookup_elem(&seta_lb_sock_unmarked, &zero);
+		if (!unmarked || !*unmarked || bpf_get_socket_cookie(ctx) > *unmarked)
+			return 0;
+	}
+	sk.cookie = bpf_get_socket_cookie(ctx);
 	sk.proto = proto;
 	lb_addr_copy(sk.addr, a->addr);
-	sk.cookie = bpf_get_socket_cookie(ctx);
 	v = bpf_map_lookup_elem(&seta_lb_sock_revnat, &sk);
 	if (!v)
 		return 0;

@@ -209,6 +209,9 @@ func New(log *slog.Logger, cfg Config) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
+	if objs.UnmarkedSockets != 0 {
+		log.Info("Sockets translated by an earlier agent keep their reverse translation", "up-to-socket-cookie", objs.UnmarkedSockets)
+	}
 	for _, r := range objs.Replaced {
 		log.Warn("Replaced a pinned counter map of an earlier layout; its counters start from zero", "map", r)
 	}

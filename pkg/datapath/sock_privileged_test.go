@@ -58,6 +58,8 @@ type clientResult struct {
 //	udp-each ADDR N     N unconnected UDP sockets, one sendto/recvfrom each
 //	udp-session ADDR    one unconnected UDP socket; a sendto/recvfrom per
 //	                    line on stdin, until EOF
+//	udp-connected-session ADDR  one connected UDP socket; getpeername,
+//	                    send, recv per line on stdin, until EOF
 //
 // ADDR is ip:port; an IPv4-mapped IPv6 address uses an IPv6 socket.
 func sockClient(args []string) int {
@@ -99,6 +101,17 @@ func sockClient(args []string) int {
 		}
 	case "udp-connected":
 		out.Encode(udpConnected(ap))
+	case "udp-connected-session":
+		fd, err := udpConnect(ap)
+		if err != nil {
+			out.Encode(clientResult{Err: errnoName(err)})
+			return 0
+		}
+		defer unix.Close(fd)
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			out.Encode(connectedExchange(fd))
+		}
 	case "udp-each":
 		for range n {
 			fd, err := udpSocket(ap)
@@ -210,15 +223,31 @@ func udpExchange(fd int, ap netip.AddrPort) clientResult {
 	return clientResult{Backend: string(buf[:n]), From: addrString(from)}
 }
 
-func udpConnected(ap netip.AddrPort) clientResult {
+// udpConnect returns a UDP socket connected to ap.
+func udpConnect(ap netip.AddrPort) (int, error) {
 	fd, sa, err := socket(ap, unix.SOCK_DGRAM)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+func udpConnected(ap netip.AddrPort) clientResult {
+	fd, err := udpConnect(ap)
 	if err != nil {
 		return clientResult{Err: errnoName(err)}
 	}
 	defer unix.Close(fd)
-	if err := unix.Connect(fd, sa); err != nil {
-		return clientResult{Err: errnoName(err)}
-	}
+	return connectedExchange(fd)
+}
+
+// connectedExchange reads the peer of a connected UDP socket and makes one
+// round trip on it.
+func connectedExchange(fd int) clientResult {
 	var r clientResult
 	if peer, err := unix.Getpeername(fd); err == nil {
 		r.Peer = addrString(peer)
@@ -450,8 +479,15 @@ type udpSession struct {
 
 func (e *sockEnv) startUDPSession(t *testing.T, addr netip.AddrPort) *udpSession {
 	t.Helper()
+	return e.startSession(t, "udp-session", addr)
+}
+
+// startSession starts a client in a session mode (udp-session,
+// udp-connected-session).
+func (e *sockEnv) startSession(t *testing.T, mode string, addr netip.AddrPort) *udpSession {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := e.cg.command(ctx, "udp-session", addr.String())
+	cmd := e.cg.command(ctx, mode, addr.String())
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -818,4 +854,79 @@ func TestPrivilegedSocketLBRestart(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(e.f.bpfRoot, "sock-links")); len(ents) != 0 {
 		t.Errorf("link pins left: %v", ents)
 	}
+}
+
+// Socket LB marks the sockets it translates, and the reverse hooks look
+// only those up: a connected UDP socket whose mark is taken away (as if an
+// agent that did not mark had translated it) shows the backend it talks
+// to, until seta_lb_sock_unmarked covers its cookie, which is what the
+// loader records on an upgrade (TestPrivilegedLoadRecordsUnmarkedSockets).
+func TestPrivilegedSocketLBMark(t *testing.T) {
+	e := newSockEnv(t)
+	e.standardServices(t)
+	vip := ap(vip4, 53)
+	s := e.startSession(t, "udp-connected-session", vip)
+	if r := s.exchange(t); r.Err != "" || r.Peer != vip.String() {
+		t.Fatalf("translated socket: %+v, want the VIP %s as its peer", r, vip)
+	}
+
+	fd := sessionSocket(t, s.cmd.Process.Pid)
+	marks, err := ebpf.LoadPinnedMap(filepath.Join(e.f.bpfRoot, "seta_lb_sock_mark"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer marks.Close()
+	if err := marks.Delete(int32(fd)); err != nil {
+		t.Fatalf("delete the socket's mark: %v", err)
+	}
+	r := s.exchange(t)
+	if r.Err != "" || r.Peer == vip.String() || !strings.HasSuffix(r.Peer, fmt.Sprintf(":%d", udpPort)) {
+		t.Fatalf("unmarked socket: %+v, want its backend as its peer (the revnat lookup skipped)", r)
+	}
+
+	unmarked, err := ebpf.LoadPinnedMap(filepath.Join(e.f.bpfRoot, "seta_lb_sock_unmarked"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmarked.Close()
+	if err := unmarked.Put(uint32(0), uint64(1)<<62); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.exchange(t); r.Err != "" || r.Peer != vip.String() {
+		t.Fatalf("unmarked socket under seta_lb_sock_unmarked: %+v, want the VIP %s", r, vip)
+	}
+}
+
+// sessionSocket returns a descriptor of this process for the one socket
+// the client process pid holds (pidfd_getfd).
+func sessionSocket(t *testing.T, pid int) int {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := -1
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			if target >= 0 {
+				t.Fatalf("client %d holds more than one socket", pid)
+			}
+			target, _ = strconv.Atoi(e.Name())
+		}
+	}
+	if target < 0 {
+		t.Fatalf("client %d holds no socket", pid)
+	}
+	pfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	fd, err := unix.PidfdGetfd(pfd, target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
 }

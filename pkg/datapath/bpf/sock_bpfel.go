@@ -211,7 +211,9 @@ const (
 	SockMapSetaLbMaglev         = "seta_lb_maglev"
 	SockMapSetaLbRevnat         = "seta_lb_revnat"
 	SockMapSetaLbServices       = "seta_lb_services"
+	SockMapSetaLbSockMark       = "seta_lb_sock_mark"
 	SockMapSetaLbSockRevnat     = "seta_lb_sock_revnat"
+	SockMapSetaLbSockUnmarked   = "seta_lb_sock_unmarked"
 	SockMapSetaMetrics          = "seta_metrics"
 	SockMapSetaPolicy           = "seta_policy"
 	SockProgCilSock4Connect     = "cil_sock4_connect"
@@ -283,17 +285,19 @@ type SockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockMapSpecs struct {
-	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
-	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
-	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
-	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
-	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
-	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
-	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaEndpoints      *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats        *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaIpcache        *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity     *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends     *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev       *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbRevnat       *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbServices     *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockMark     *ebpf.MapSpec `ebpf:"seta_lb_sock_mark"`
+	SetaLbSockRevnat   *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaLbSockUnmarked *ebpf.MapSpec `ebpf:"seta_lb_sock_unmarked"`
+	SetaMetrics        *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaPolicy         *ebpf.MapSpec `ebpf:"seta_policy"`
 }
 
 // SockVariableSpecs contains global variables before they are loaded into the kernel.
@@ -325,17 +329,19 @@ func (o *SockObjects) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockMaps struct {
-	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
-	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
-	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
-	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
-	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
-	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
-	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
-	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaEndpoints      *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats        *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaIpcache        *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity     *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends     *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev       *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbRevnat       *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbServices     *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockMark     *ebpf.Map `ebpf:"seta_lb_sock_mark"`
+	SetaLbSockRevnat   *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaLbSockUnmarked *ebpf.Map `ebpf:"seta_lb_sock_unmarked"`
+	SetaMetrics        *ebpf.Map `ebpf:"seta_metrics"`
+	SetaPolicy         *ebpf.Map `ebpf:"seta_policy"`
 }
 
 func (m *SockMaps) Close() error {
@@ -348,7 +354,9 @@ func (m *SockMaps) Close() error {
 		m.SetaLbMaglev,
 		m.SetaLbRevnat,
 		m.SetaLbServices,
+		m.SetaLbSockMark,
 		m.SetaLbSockRevnat,
+		m.SetaLbSockUnmarked,
 		m.SetaMetrics,
 		m.SetaPolicy,
 	)

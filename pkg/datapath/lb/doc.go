@@ -11,6 +11,8 @@
 //	seta_lb_affinity     client (netns cookie or address) + rev-NAT ID -> backend, last use
 //	seta_lb_maglev       rev-NAT ID -> Maglev table (inner array map), FlagMaglev services only
 //	seta_lb_sock_revnat  socket + backend -> VIP (recvmsg, getpeername); socket + VIP -> backend (UDP stickiness)
+//	seta_lb_sock_mark    socket storage: the socket was translated (only those are looked up in seta_lb_sock_revnat)
+//	seta_lb_sock_unmarked the largest cookie an agent without marks may have translated (pkg/datapath/loader)
 //
 // The datapath writes the last two itself; the agent only reads them and
 // purges affinity entries that must not outlive a service or a backend.

@@ -197,6 +197,10 @@ type Objects struct {
 	// Replaced names the pinned counter maps of an earlier layout that
 	// Load replaced with empty ones (their counts are lost), for the log.
 	Replaced []string
+	// UnmarkedSockets is the largest socket cookie an earlier agent that
+	// did not mark translated sockets may have translated, recorded at
+	// this load (0: nothing recorded now); for the log.
+	UnmarkedSockets uint64
 	// CTMigration is the migration of an earlier agent's conntrack table
 	// (ctmigrate.go), nil if there was none; CTMigrated is what its first
 	// pass, made by Load, moved. Finish it once every endpoint program is
@@ -291,11 +295,15 @@ func Load(opts Options) (*Objects, error) {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
+	unmarked, err := recordUnmarkedSockets(opts.BPFRoot)
+	if err != nil {
+		return nil, err
+	}
 	oldCT, err := openCTv1(opts.BPFRoot)
 	if err != nil {
 		return nil, err
 	}
-	o := &Objects{}
+	o := &Objects{UnmarkedSockets: unmarked}
 	// Closing what is not loaded yet is a no-op.
 	fail := func(err error) (*Objects, error) {
 		o.Close()
