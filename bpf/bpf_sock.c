@@ -52,6 +52,34 @@ struct shared_types {
 };
 const volatile struct shared_types seta_shared_types __attribute__((used));
 
+/* seta_lb_sock_mark marks the sockets socket LB translated (connect or
+ * sendmsg to a service), in the socket's own storage: the reverse hooks
+ * (recvmsg, getpeername) of every other socket return without looking up
+ * seta_lb_sock_revnat, a large table in which a fresh socket's key lands on
+ * a cold bucket (that lookup was most of the 640 ns getpeername cost inside
+ * every accept()). The storage goes with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} seta_lb_sock_mark SEC(".maps");
+
+/* seta_lb_sock_unmarked is the largest socket cookie an agent that did not
+ * mark sockets can have translated (0: none). Written once by the agent
+ * (pkg/datapath/loader), when it finds seta_lb_sock_revnat with entries but
+ * no seta_lb_sock_mark: those sockets have revnat entries and no mark, and
+ * socket cookies only grow, so an unmarked socket whose cookie is larger
+ * was never translated. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} seta_lb_sock_unmarked SEC(".maps");
+
 /* Verdicts of cgroup sock_addr programs: 0 fails the system call with
  * EPERM. */
 #define SYS_REJECT  0

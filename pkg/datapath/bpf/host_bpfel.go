@@ -230,9 +230,7 @@ const (
 	HostMapSetaLbRevnat                   = "seta_lb_revnat"
 	HostMapSetaLbScratch                  = "seta_lb_scratch"
 	HostMapSetaLbServices                 = "seta_lb_services"
-	HostMapSetaLbSockMark                 = "seta_lb_sock_mark"
 	HostMapSetaLbSockRevnat               = "seta_lb_sock_revnat"
-	HostMapSetaLbSockUnmarked             = "seta_lb_sock_unmarked"
 	HostMapSetaMetrics                    = "seta_metrics"
 	HostMapSetaNodeAddrs                  = "seta_node_addrs"
 	HostMapSetaPolicy                     = "seta_policy"
@@ -298,26 +296,24 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
-	SetaCt2            *ebpf.MapSpec `ebpf:"seta_ct2"`
-	SetaEndpoints      *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats        *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents         *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaEventsLost     *ebpf.MapSpec `ebpf:"seta_events_lost"`
-	SetaIpcache        *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaLbAffinity     *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.MapSpec `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
-	SetaLbNat          *ebpf.MapSpec `ebpf:"seta_lb_nat"`
-	SetaLbRevnat       *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
-	SetaLbScratch      *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
-	SetaLbServices     *ebpf.MapSpec `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.MapSpec `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.MapSpec `ebpf:"seta_lb_sock_unmarked"`
-	SetaMetrics        *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaNodeAddrs      *ebpf.MapSpec `ebpf:"seta_node_addrs"`
-	SetaPolicy         *ebpf.MapSpec `ebpf:"seta_policy"`
-	SetaPolicyRev      *ebpf.MapSpec `ebpf:"seta_policy_rev"`
+	SetaCt2          *ebpf.MapSpec `ebpf:"seta_ct2"`
+	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.MapSpec `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.MapSpec `ebpf:"seta_policy_rev"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -355,26 +351,24 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
-	SetaCt2            *ebpf.Map `ebpf:"seta_ct2"`
-	SetaEndpoints      *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats        *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents         *ebpf.Map `ebpf:"seta_events"`
-	SetaEventsLost     *ebpf.Map `ebpf:"seta_events_lost"`
-	SetaIpcache        *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaLbAffinity     *ebpf.Map `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.Map `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.Map `ebpf:"seta_lb_maglev"`
-	SetaLbNat          *ebpf.Map `ebpf:"seta_lb_nat"`
-	SetaLbRevnat       *ebpf.Map `ebpf:"seta_lb_revnat"`
-	SetaLbScratch      *ebpf.Map `ebpf:"seta_lb_scratch"`
-	SetaLbServices     *ebpf.Map `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.Map `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.Map `ebpf:"seta_lb_sock_unmarked"`
-	SetaMetrics        *ebpf.Map `ebpf:"seta_metrics"`
-	SetaNodeAddrs      *ebpf.Map `ebpf:"seta_node_addrs"`
-	SetaPolicy         *ebpf.Map `ebpf:"seta_policy"`
-	SetaPolicyRev      *ebpf.Map `ebpf:"seta_policy_rev"`
+	SetaCt2          *ebpf.Map `ebpf:"seta_ct2"`
+	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.Map `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.Map `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.Map `ebpf:"seta_policy_rev"`
 }
 
 func (m *HostMaps) Close() error {
@@ -392,9 +386,7 @@ func (m *HostMaps) Close() error {
 		m.SetaLbRevnat,
 		m.SetaLbScratch,
 		m.SetaLbServices,
-		m.SetaLbSockMark,
 		m.SetaLbSockRevnat,
-		m.SetaLbSockUnmarked,
 		m.SetaMetrics,
 		m.SetaNodeAddrs,
 		m.SetaPolicy,

@@ -117,16 +117,14 @@ type LbSelftestLbTestShared struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	LbSelftestMapSetaLbAffinity     = "seta_lb_affinity"
-	LbSelftestMapSetaLbBackends     = "seta_lb_backends"
-	LbSelftestMapSetaLbMaglev       = "seta_lb_maglev"
-	LbSelftestMapSetaLbRevnat       = "seta_lb_revnat"
-	LbSelftestMapSetaLbServices     = "seta_lb_services"
-	LbSelftestMapSetaLbSockMark     = "seta_lb_sock_mark"
-	LbSelftestMapSetaLbSockRevnat   = "seta_lb_sock_revnat"
-	LbSelftestMapSetaLbSockUnmarked = "seta_lb_sock_unmarked"
-	LbSelftestProgLbTestSelect      = "lb_test_select"
-	LbSelftestVarSetaLbTestShared   = "seta_lb_test_shared"
+	LbSelftestMapSetaLbAffinity   = "seta_lb_affinity"
+	LbSelftestMapSetaLbBackends   = "seta_lb_backends"
+	LbSelftestMapSetaLbMaglev     = "seta_lb_maglev"
+	LbSelftestMapSetaLbRevnat     = "seta_lb_revnat"
+	LbSelftestMapSetaLbServices   = "seta_lb_services"
+	LbSelftestMapSetaLbSockRevnat = "seta_lb_sock_revnat"
+	LbSelftestProgLbTestSelect    = "lb_test_select"
+	LbSelftestVarSetaLbTestShared = "seta_lb_test_shared"
 )
 
 // LoadLbSelftest returns the embedded CollectionSpec for LbSelftest.
@@ -178,14 +176,12 @@ type LbSelftestProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LbSelftestMapSpecs struct {
-	SetaLbAffinity     *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.MapSpec `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
-	SetaLbRevnat       *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
-	SetaLbServices     *ebpf.MapSpec `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.MapSpec `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.MapSpec `ebpf:"seta_lb_sock_unmarked"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
 }
 
 // LbSelftestVariableSpecs contains global variables before they are loaded into the kernel.
@@ -215,14 +211,12 @@ func (o *LbSelftestObjects) Close() error {
 //
 // It can be passed to LoadLbSelftestObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LbSelftestMaps struct {
-	SetaLbAffinity     *ebpf.Map `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.Map `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.Map `ebpf:"seta_lb_maglev"`
-	SetaLbRevnat       *ebpf.Map `ebpf:"seta_lb_revnat"`
-	SetaLbServices     *ebpf.Map `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.Map `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.Map `ebpf:"seta_lb_sock_unmarked"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
 }
 
 func (m *LbSelftestMaps) Close() error {
@@ -232,9 +226,7 @@ func (m *LbSelftestMaps) Close() error {
 		m.SetaLbMaglev,
 		m.SetaLbRevnat,
 		m.SetaLbServices,
-		m.SetaLbSockMark,
 		m.SetaLbSockRevnat,
-		m.SetaLbSockUnmarked,
 	)
 }
 

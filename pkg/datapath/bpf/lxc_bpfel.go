@@ -456,9 +456,7 @@ const (
 	LxcMapSetaLbRevnat                   = "seta_lb_revnat"
 	LxcMapSetaLbScratch                  = "seta_lb_scratch"
 	LxcMapSetaLbServices                 = "seta_lb_services"
-	LxcMapSetaLbSockMark                 = "seta_lb_sock_mark"
 	LxcMapSetaLbSockRevnat               = "seta_lb_sock_revnat"
-	LxcMapSetaLbSockUnmarked             = "seta_lb_sock_unmarked"
 	LxcMapSetaMetrics                    = "seta_metrics"
 	LxcMapSetaNodeAddrs                  = "seta_node_addrs"
 	LxcMapSetaPolicy                     = "seta_policy"
@@ -525,26 +523,24 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
-	SetaCt2            *ebpf.MapSpec `ebpf:"seta_ct2"`
-	SetaEndpoints      *ebpf.MapSpec `ebpf:"seta_endpoints"`
-	SetaEpStats        *ebpf.MapSpec `ebpf:"seta_ep_stats"`
-	SetaEvents         *ebpf.MapSpec `ebpf:"seta_events"`
-	SetaEventsLost     *ebpf.MapSpec `ebpf:"seta_events_lost"`
-	SetaIpcache        *ebpf.MapSpec `ebpf:"seta_ipcache"`
-	SetaLbAffinity     *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.MapSpec `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
-	SetaLbNat          *ebpf.MapSpec `ebpf:"seta_lb_nat"`
-	SetaLbRevnat       *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
-	SetaLbScratch      *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
-	SetaLbServices     *ebpf.MapSpec `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.MapSpec `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.MapSpec `ebpf:"seta_lb_sock_unmarked"`
-	SetaMetrics        *ebpf.MapSpec `ebpf:"seta_metrics"`
-	SetaNodeAddrs      *ebpf.MapSpec `ebpf:"seta_node_addrs"`
-	SetaPolicy         *ebpf.MapSpec `ebpf:"seta_policy"`
-	SetaPolicyRev      *ebpf.MapSpec `ebpf:"seta_policy_rev"`
+	SetaCt2          *ebpf.MapSpec `ebpf:"seta_ct2"`
+	SetaEndpoints    *ebpf.MapSpec `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.MapSpec `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.MapSpec `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.MapSpec `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.MapSpec `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.MapSpec `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.MapSpec `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.MapSpec `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.MapSpec `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.MapSpec `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.MapSpec `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.MapSpec `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.MapSpec `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.MapSpec `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.MapSpec `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.MapSpec `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.MapSpec `ebpf:"seta_policy_rev"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -583,26 +579,24 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
-	SetaCt2            *ebpf.Map `ebpf:"seta_ct2"`
-	SetaEndpoints      *ebpf.Map `ebpf:"seta_endpoints"`
-	SetaEpStats        *ebpf.Map `ebpf:"seta_ep_stats"`
-	SetaEvents         *ebpf.Map `ebpf:"seta_events"`
-	SetaEventsLost     *ebpf.Map `ebpf:"seta_events_lost"`
-	SetaIpcache        *ebpf.Map `ebpf:"seta_ipcache"`
-	SetaLbAffinity     *ebpf.Map `ebpf:"seta_lb_affinity"`
-	SetaLbBackends     *ebpf.Map `ebpf:"seta_lb_backends"`
-	SetaLbMaglev       *ebpf.Map `ebpf:"seta_lb_maglev"`
-	SetaLbNat          *ebpf.Map `ebpf:"seta_lb_nat"`
-	SetaLbRevnat       *ebpf.Map `ebpf:"seta_lb_revnat"`
-	SetaLbScratch      *ebpf.Map `ebpf:"seta_lb_scratch"`
-	SetaLbServices     *ebpf.Map `ebpf:"seta_lb_services"`
-	SetaLbSockMark     *ebpf.Map `ebpf:"seta_lb_sock_mark"`
-	SetaLbSockRevnat   *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
-	SetaLbSockUnmarked *ebpf.Map `ebpf:"seta_lb_sock_unmarked"`
-	SetaMetrics        *ebpf.Map `ebpf:"seta_metrics"`
-	SetaNodeAddrs      *ebpf.Map `ebpf:"seta_node_addrs"`
-	SetaPolicy         *ebpf.Map `ebpf:"seta_policy"`
-	SetaPolicyRev      *ebpf.Map `ebpf:"seta_policy_rev"`
+	SetaCt2          *ebpf.Map `ebpf:"seta_ct2"`
+	SetaEndpoints    *ebpf.Map `ebpf:"seta_endpoints"`
+	SetaEpStats      *ebpf.Map `ebpf:"seta_ep_stats"`
+	SetaEvents       *ebpf.Map `ebpf:"seta_events"`
+	SetaEventsLost   *ebpf.Map `ebpf:"seta_events_lost"`
+	SetaIpcache      *ebpf.Map `ebpf:"seta_ipcache"`
+	SetaLbAffinity   *ebpf.Map `ebpf:"seta_lb_affinity"`
+	SetaLbBackends   *ebpf.Map `ebpf:"seta_lb_backends"`
+	SetaLbMaglev     *ebpf.Map `ebpf:"seta_lb_maglev"`
+	SetaLbNat        *ebpf.Map `ebpf:"seta_lb_nat"`
+	SetaLbRevnat     *ebpf.Map `ebpf:"seta_lb_revnat"`
+	SetaLbScratch    *ebpf.Map `ebpf:"seta_lb_scratch"`
+	SetaLbServices   *ebpf.Map `ebpf:"seta_lb_services"`
+	SetaLbSockRevnat *ebpf.Map `ebpf:"seta_lb_sock_revnat"`
+	SetaMetrics      *ebpf.Map `ebpf:"seta_metrics"`
+	SetaNodeAddrs    *ebpf.Map `ebpf:"seta_node_addrs"`
+	SetaPolicy       *ebpf.Map `ebpf:"seta_policy"`
+	SetaPolicyRev    *ebpf.Map `ebpf:"seta_policy_rev"`
 }
 
 func (m *LxcMaps) Close() error {
@@ -620,9 +614,7 @@ func (m *LxcMaps) Close() error {
 		m.SetaLbRevnat,
 		m.SetaLbScratch,
 		m.SetaLbServices,
-		m.SetaLbSockMark,
 		m.SetaLbSockRevnat,
-		m.SetaLbSockUnmarked,
 		m.SetaMetrics,
 		m.SetaNodeAddrs,
 		m.SetaPolicy,
