@@ -50,8 +50,11 @@ func newTCEnv(t *testing.T, change func(*datapath.Config)) *tcEnv {
 }
 
 // serveNamed runs a TCP server on addr:tcpPort and a UDP server on
-// addr:udpPort inside ns; both answer "name peer".
-func serveNamed(t *testing.T, ns *testutils.NetNS, addr netip.Addr, name string) {
+// addr:udpPort inside ns, in the test process (outside any test cgroup,
+// so socket programs never touch their sockets). Both answer with name,
+// followed by the client's address as they see it when withPeer is set
+// (the tc path's tests check what the backend saw).
+func serveNamed(t *testing.T, ns *testutils.NetNS, addr netip.Addr, name string, withPeer bool) {
 	t.Helper()
 	var ln net.Listener
 	var pc net.PacketConn
@@ -67,13 +70,19 @@ func serveNamed(t *testing.T, ns *testutils.NetNS, addr netip.Addr, name string)
 		t.Fatalf("serve on %s: %v", addr, err)
 	}
 	t.Cleanup(func() { ln.Close(); pc.Close() })
+	answer := func(peer net.Addr) string {
+		if withPeer {
+			return name + " " + peer.String()
+		}
+		return name
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
+			c.Write([]byte(answer(c.RemoteAddr()) + "\n"))
 			c.Close()
 		}
 	}()
@@ -84,7 +93,7 @@ func serveNamed(t *testing.T, ns *testutils.NetNS, addr netip.Addr, name string)
 			if err != nil {
 				return
 			}
-			pc.WriteTo([]byte(name+" "+from.String()), from)
+			pc.WriteTo([]byte(answer(from)), from)
 		}
 	}()
 }
@@ -203,7 +212,7 @@ func TestPrivilegedTCServiceClusterIP(t *testing.T) {
 		a    netip.Addr
 		name string
 	}{{ns2, ep2.IPv4, "b2"}, {ns2, ep2.IPv6, "b2"}, {ns3, ep3.IPv4, "b3"}, {ns3, ep3.IPv6, "b3"}} {
-		serveNamed(t, x.ns, x.a, x.name)
+		serveNamed(t, x.ns, x.a, x.name, true)
 	}
 	// A backend on the node itself (host network): its replies reach the
 	// client through seta_host and the from-host program.
@@ -217,8 +226,8 @@ func TestPrivilegedTCServiceClusterIP(t *testing.T) {
 			t.Fatalf("ip %v: %v\n%s", args, err, out)
 		}
 	}
-	serveNamed(t, e.f.node, hostBE4, "host")
-	serveNamed(t, e.f.node, hostBE6, "host")
+	serveNamed(t, e.f.node, hostBE4, "host", true)
+	serveNamed(t, e.f.node, hostBE6, "host", true)
 
 	var id loadbalancer.BackendID
 	backends := func(p loadbalancer.Proto, port uint16, addrs ...netip.Addr) []loadbalancer.BackendID {
@@ -297,8 +306,8 @@ func TestPrivilegedTCServiceUDPSticky(t *testing.T) {
 	_, clientNS := e.f.endpoint(t, e.dp, 1)
 	ep2, ns2 := e.f.endpoint(t, e.dp, 2)
 	ep3, ns3 := e.f.endpoint(t, e.dp, 3)
-	serveNamed(t, ns2, ep2.IPv4, "b2")
-	serveNamed(t, ns3, ep3.IPv4, "b3")
+	serveNamed(t, ns2, ep2.IPv4, "b2", true)
+	serveNamed(t, ns3, ep3.IPv4, "b3", true)
 	e.backend(t, 1, ep2.IPv4, udpPort, loadbalancer.UDP)
 	e.backend(t, 2, ep3.IPv4, udpPort, loadbalancer.UDP)
 	svc := loadbalancer.LBService{Frontend: fe(vip4, 53, loadbalancer.UDP), ID: 1, Backends: []loadbalancer.BackendID{1, 2}}
@@ -342,8 +351,8 @@ func TestPrivilegedTCServiceUDPSticky(t *testing.T) {
 func TestPrivilegedTCServiceHairpin(t *testing.T) {
 	e := newTCEnv(t, nil)
 	pod, podNS := e.f.endpoint(t, e.dp, 1)
-	serveNamed(t, podNS, pod.IPv4, "self")
-	serveNamed(t, podNS, pod.IPv6, "self")
+	serveNamed(t, podNS, pod.IPv4, "self", true)
+	serveNamed(t, podNS, pod.IPv6, "self", true)
 	e.backend(t, 1, pod.IPv4, tcpPort, loadbalancer.TCP)
 	e.backend(t, 2, pod.IPv6, udpPort, loadbalancer.UDP)
 	e.backend(t, 3, pod.IPv6, tcpPort, loadbalancer.TCP)
@@ -539,10 +548,10 @@ func newNodePortEnvMode(t *testing.T, mode string) *nodePortEnv {
 	}
 	ep, podNS := f.endpoint(t, dp, 1)
 	e.pod, e.podIP4, e.podIP6 = podNS, ep.IPv4, ep.IPv6
-	serveNamed(t, podNS, ep.IPv4, "local")
-	serveNamed(t, podNS, ep.IPv6, "local")
-	serveNamed(t, e.node2, e.node2IP4, "remote")
-	serveNamed(t, e.node2, e.node2IP6, "remote")
+	serveNamed(t, podNS, ep.IPv4, "local", true)
+	serveNamed(t, podNS, ep.IPv6, "local", true)
+	serveNamed(t, e.node2, e.node2IP4, "remote", true)
+	serveNamed(t, e.node2, e.node2IP6, "remote", true)
 	return e
 }
 

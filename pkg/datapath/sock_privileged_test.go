@@ -400,45 +400,11 @@ func (e *sockEnv) load(t *testing.T, socketLB bool) *datapath.Datapath {
 	})
 }
 
-// serve runs a TCP and a UDP server on addr inside the node namespace.
-// They run in the test process, outside the test cgroup: the socket
-// programs never touch their sockets.
+// serve runs a TCP and a UDP server on addr inside the node namespace,
+// answering with name (serveNamed).
 func (e *sockEnv) serve(t *testing.T, addr netip.Addr, name string) {
 	t.Helper()
-	var ln net.Listener
-	var pc net.PacketConn
-	err := e.f.node.Do(t, func() error {
-		var err error
-		if ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, tcpPort).String()); err != nil {
-			return err
-		}
-		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(addr, udpPort).String())
-		return err
-	})
-	if err != nil {
-		t.Fatalf("serve on %s: %v", addr, err)
-	}
-	t.Cleanup(func() { ln.Close(); pc.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte(name + "\n"))
-			c.Close()
-		}
-	}()
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(name), from)
-		}
-	}()
+	serveNamed(t, e.f.node, addr, name, false)
 }
 
 // run runs a client to completion in the node namespace and the cgroup.
