@@ -709,12 +709,7 @@ func createNS(name string) error {
 
 // inNS runs a short command in the network namespace ns.
 func inNS(ns, name string, args ...string) (string, error) {
-	var out []byte
-	err := nsutil.Do(nsutil.Path(ns), func() error {
-		var err error
-		out, err = exec.Command(name, args...).CombinedOutput()
-		return err
-	})
+	out, err := nsutil.Output(nsutil.Path(ns), exec.Command(name, args...))
 	if err != nil {
 		return string(out), fmt.Errorf("%s %s in %s: %v: %s", name, strings.Join(args, " "), ns, err, out)
 	}

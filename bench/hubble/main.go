@@ -866,14 +866,7 @@ func rrBench(ctx context.Context, w io.Writer, cli *lab.Pod, addr string) error 
 // ---- helpers ----
 
 func inNS(ctx context.Context, ns string, name string, args ...string) (string, error) {
-	var out []byte
-	err := nsutil.Do(nsutil.Path(ns), func() error {
-		cmd := exec.CommandContext(ctx, name, args...)
-		var err error
-		out, err = cmd.CombinedOutput()
-		return err
-	})
-	return string(out), err
+	return nsutil.Output(nsutil.Path(ns), exec.CommandContext(ctx, name, args...))
 }
 
 func waitTCP(ctx context.Context, ns, addr string) error {

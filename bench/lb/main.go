@@ -287,15 +287,9 @@ func (b *bench) cleanup() {
 
 // inNS runs a command in one of our namespaces and returns its output.
 func inNS(ns string, stdin io.Reader, name string, args ...string) (string, error) {
-	var out []byte
-	err := nsutil.Do(nsutil.Path(ns), func() error {
-		cmd := exec.Command(name, args...)
-		cmd.Stdin = stdin
-		var err error
-		out, err = cmd.CombinedOutput()
-		return err
-	})
-	return string(out), err
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = stdin
+	return nsutil.Output(nsutil.Path(ns), cmd)
 }
 
 func progress(format string, a ...any) {

@@ -238,15 +238,9 @@ func iptRules(n int) error {
 }
 
 func inNS(ns string, stdin io.Reader, name string, args ...string) (string, error) {
-	var out []byte
-	err := nsutil.Do(nsutil.Path(ns), func() error {
-		cmd := exec.Command(name, args...)
-		cmd.Stdin = stdin
-		var err error
-		out, err = cmd.CombinedOutput()
-		return err
-	})
-	return string(out), err
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = stdin
+	return nsutil.Output(nsutil.Path(ns), cmd)
 }
 
 func waitTCP(ns, addr string) error {

@@ -79,6 +79,18 @@ func Start(path string, cmd *exec.Cmd) error {
 	return Do(path, cmd.Start)
 }
 
+// Output runs cmd inside the namespace at path to completion and returns
+// its standard output and error together (exec.Cmd.CombinedOutput).
+func Output(path string, cmd *exec.Cmd) (string, error) {
+	var out []byte
+	err := Do(path, func() error {
+		var err error
+		out, err = cmd.CombinedOutput()
+		return err
+	})
+	return string(out), err
+}
+
 // EtcDir is where files that override /etc for the processes of a named
 // network namespace live (iproute2's convention: `ip netns exec NAME` binds
 // /etc/netns/NAME/resolv.conf over /etc/resolv.conf, and so does
