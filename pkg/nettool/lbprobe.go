@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -52,25 +51,7 @@ func (s *peerServer) prefix(peer net.Addr) string {
 
 // serve runs the TCP and UDP loops until ctx is done or one fails.
 func (s *peerServer) serve(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, loop := range []func(context.Context) error{s.serveTCP, s.serveUDP} {
-		wg.Go(func() {
-			if err := loop(ctx); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				cancel()
-			}
-		})
-	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return runAll(ctx, s.serveTCP, s.serveUDP)
 }
 
 // peerDrain is how long established connections may still finish the

@@ -159,31 +159,25 @@ func (s *PerfServer) Serve(ctx context.Context) error {
 		return errors.New("nothing to serve")
 	}
 	defer s.Close()
-	var stop atomic.Bool
-	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	run := func(f func(*atomic.Bool) error) {
-		wg.Go(func() {
-			if err := f(&stop); err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-				stop.Store(true)
-			}
-		})
-	}
+	var loops []func(context.Context) error
 	if s.tcp >= 0 {
-		run(s.serveTCP)
+		loops = append(loops, untilDone(s.serveTCP))
 	}
 	if s.udp >= 0 {
-		run(s.serveUDP)
+		loops = append(loops, untilDone(s.serveUDP))
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	return runAll(ctx, loops...)
+}
+
+// untilDone adapts a loop that polls a stop flag (the perf server's
+// blocking sockets wake every perfPoll to look at it) to runAll: the flag
+// is set when the loop's context is done.
+func untilDone(loop func(stop *atomic.Bool) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var stop atomic.Bool
+		defer context.AfterFunc(ctx, func() { stop.Store(true) })()
+		return loop(&stop)
+	}
 }
 
 // serveTCP accepts connections until stop is set, each served on its own

@@ -129,6 +129,23 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.Close()
 		return err
 	}
+	var loops []func(context.Context) error
+	if s.TCP != nil {
+		loops = append(loops, s.serveTCP)
+	}
+	if s.UDP != nil {
+		loops = append(loops, s.serveUDP)
+	}
+	if s.HTTP != nil {
+		loops = append(loops, s.serveHTTP)
+	}
+	return runAll(ctx, loops...)
+}
+
+// runAll runs the server loops side by side until every one has returned:
+// when ctx is done, or when one fails, which cancels the context the
+// others run under. It returns the loops' errors joined.
+func runAll(ctx context.Context, loops ...func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -136,24 +153,15 @@ func (s *Server) Serve(ctx context.Context) error {
 		mu   sync.Mutex
 		errs []error
 	)
-	run := func(f func(context.Context) error) {
+	for _, loop := range loops {
 		wg.Go(func() {
-			if err := f(ctx); err != nil {
+			if err := loop(ctx); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 				cancel()
 			}
 		})
-	}
-	if s.TCP != nil {
-		run(s.serveTCP)
-	}
-	if s.UDP != nil {
-		run(s.serveUDP)
-	}
-	if s.HTTP != nil {
-		run(s.serveHTTP)
 	}
 	wg.Wait()
 	return errors.Join(errs...)
